@@ -1,0 +1,127 @@
+"""Sparse graphs: the normalised user-item adjacency and blockwise item-item kNN graphs.
+
+Everything stays sparse: degree normalisation is done with vectors, and a kNN graph is built a
+block of rows at a time (top-k per block), so no items x items matrix ever exists.
+
+Propagation uses ``torch.sparse.mm`` on a CSR adjacency: on the Baby split (2 x 118,551 edges,
+d = 64, 2 CPU cores) it measured faster than PyG's ``LGConv`` with an ``edge_index`` (see
+``python -m benchmark.speed``, which times both and prints the figures).
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from .paths import cache_dir
+
+# torch calls its CSR support beta; the operations used here (mm, index) are the stable ones
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+
+def to_torch_csr(m: sp.spmatrix) -> Tensor:
+    m = sp.csr_matrix(m, dtype=np.float32)
+    m.sort_indices()
+    return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
+                                   torch.from_numpy(m.indices.astype(np.int64)),
+                                   torch.from_numpy(m.data), size=m.shape, check_invariants=False)
+
+
+def bipartite(train: sp.csr_matrix) -> sp.csr_matrix:
+    """The (U+I) x (U+I) symmetric adjacency [[0, R], [R^T, 0]] of the training interactions."""
+    r = sp.csr_matrix(train, dtype=np.float32)
+    return sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
+
+
+def normalise(a: sp.spmatrix, kind: str = "sym", eps: float = 0.0) -> sp.csr_matrix:
+    """``sym``: D^-1/2 A D^-1/2; ``row``: D^-1 A (degrees are row sums, zero rows stay zero)."""
+    a = sp.csr_matrix(a, dtype=np.float32)
+    deg = np.asarray(a.sum(axis=1)).ravel() + eps
+    with np.errstate(divide="ignore"):
+        if kind == "sym":
+            d = np.where(deg > 0, deg ** -0.5, 0.0).astype(np.float32)
+            return sp.csr_matrix(sp.diags(d) @ a @ sp.diags(d))
+        if kind == "row":
+            d = np.where(deg > 0, 1.0 / deg, 0.0).astype(np.float32)
+            return sp.csr_matrix(sp.diags(d) @ a)
+    raise ValueError(f"unknown normalisation {kind!r}; known: sym, row")
+
+
+def normalised_adjacency(train: sp.csr_matrix, kind: str = "sym", self_loops: bool = False) -> Tensor:
+    """The normalised bipartite adjacency as a torch CSR tensor (LightGCN: ``sym``, no loops;
+    LATTICE / MICRO: ``row`` with self loops)."""
+    a = bipartite(train)
+    if self_loops:
+        a = a + sp.identity(a.shape[0], dtype=np.float32, format="csr")
+    return to_torch_csr(normalise(a, kind))
+
+
+def knn_graph(x: Tensor, k: int, block: int = 2048, include_self: bool = True) -> Tensor:
+    """Cosine kNN graph of the rows of ``x``: a sparse COO (n x n) with exactly ``k`` entries per
+    row holding the cosine similarities (LATTICE keeps the item itself among its neighbours).
+
+    Built ``block`` rows at a time; the gradient flows to ``x`` through the kept values.
+    """
+    n = x.shape[0]
+    if not 0 < k <= n - (0 if include_self else 1):
+        raise ValueError(f"k={k} neighbours asked of {n} rows")
+    xn = torch.nn.functional.normalize(x, dim=1)
+    rows, cols, vals = [], [], []
+    for start in range(0, n, block):
+        sim = xn[start:start + block] @ xn.T
+        if not include_self:
+            idx = torch.arange(start, min(start + block, n), device=x.device)
+            sim = sim.index_put((idx - start, idx), torch.tensor(-torch.inf, device=x.device))
+        v, c = sim.topk(k, dim=1)
+        rows.append(torch.arange(start, start + sim.shape[0], device=x.device).repeat_interleave(k))
+        cols.append(c.reshape(-1))
+        vals.append(v.reshape(-1))
+    idx = torch.stack([torch.cat(rows), torch.cat(cols)])
+    return torch.sparse_coo_tensor(idx, torch.cat(vals), (n, n)).coalesce()
+
+
+def sym_normalise_sparse(a: Tensor) -> Tensor:
+    """D^-1/2 A D^-1/2 of a sparse COO tensor (differentiable in its values), degrees as vectors."""
+    a = a.coalesce()
+    i, v = a.indices(), a.values()
+    deg = torch.zeros(a.shape[0], device=v.device, dtype=v.dtype).index_add_(0, i[0], v)
+    d = torch.where(deg > 0, deg.clamp_min(1e-12).rsqrt(), torch.zeros_like(deg))
+    return torch.sparse_coo_tensor(i, d[i[0]] * v * d[i[1]], a.shape).coalesce()
+
+
+def array_key(*parts: object) -> str:
+    """A stable hash of arrays, tensors and plain values (for the graph cache)."""
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, Tensor):
+            p = p.detach().cpu().numpy()
+        if isinstance(p, np.ndarray):
+            h.update(str(p.shape).encode() + str(p.dtype).encode())
+            h.update(np.ascontiguousarray(p).tobytes())
+        elif sp.issparse(p):
+            c = sp.csr_matrix(p)
+            h.update(c.indptr.tobytes() + c.indices.tobytes() + c.data.tobytes())
+        else:
+            h.update(repr(p).encode())
+    return h.hexdigest()[:24]
+
+
+def cached(kind: str, key: str, build: Callable[[], Tensor]) -> Tensor:
+    """Load a derived graph from the on-disk cache, or build and store it (atomically)."""
+    path = cache_dir() / f"{kind}-{key}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a corrupt cache entry is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    t = build()
+    tmp = path.with_suffix(f".tmp{np.random.randint(1 << 30)}")
+    torch.save(t, tmp)
+    Path(tmp).replace(path)
+    return t

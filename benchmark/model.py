@@ -1,0 +1,80 @@
+"""The model contract: a config, a loss on a batch, a full-ranking score. Nothing else.
+
+A model is built from the `Dataset` and its `Config` (a dataclass whose every field has a default
+and a one-line comment). It receives tensors and graphs from `benchmark`, never reads files, and
+keeps every model-specific trick inside its own class.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .data import Dataset, MODALITIES
+from .data.errors import DataError
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training step's examples: ``users[b]`` interacted with ``pos[b]``, not with ``neg[b]``.
+
+    ``neg`` is (B,) with one negative per positive, (B, n) with several.
+    """
+
+    users: Tensor
+    pos: Tensor
+    neg: Tensor
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.users.to(device), self.pos.to(device), self.neg.to(device))
+
+
+class Recommender(nn.Module):
+    """Base class of every model of the suite.
+
+    Subclasses set ``Config`` (a dataclass), optionally ``train_defaults`` (overrides of
+    `benchmark.config.TrainConfig` that reproduce the model's source, e.g. its learning rate)
+    and ``requires_features``; they implement `loss` and `score`.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    requires_features: ClassVar[bool] = False
+
+    def __init__(self, data: Dataset, config: Any) -> None:
+        super().__init__()
+        if self.requires_features and not data.features:
+            raise DataError(data.name, f"model {self.name!r} needs item features (visual, text or "
+                                       f"acoustic) and this dataset has none")
+        self.n_users = data.n_users
+        self.n_items = data.n_items
+        self.config = config
+
+    def loss(self, batch: Batch) -> dict[str, Tensor]:
+        """``{"loss": total, <term>: value, ...}`` for one batch (terms are for logging)."""
+        raise NotImplementedError
+
+    def score(self, users: Tensor) -> Tensor:
+        """Scores of every item for ``users``: (len(users), n_items); higher ranks first."""
+        raise NotImplementedError
+
+    def prepare_scoring(self) -> None:
+        """Called once, under ``no_grad`` in eval mode, before a round of `score` calls."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called at the start of every training epoch (graph refresh, re-clustering...)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the run record (which modalities were used, ...)."""
+        return {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def modality_names(codes: tuple[str, ...]) -> list[str]:
+    return [MODALITIES[c] for c in codes]

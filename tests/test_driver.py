@@ -1,0 +1,69 @@
+"""run_all.py end to end on the tiny preset: tables written, finished runs skipped, an
+interrupted run leaves no record, bad input gives a one-line error."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(args: list[str], home: Path, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "MMIL_BENCH_HOME": str(home)}
+    return subprocess.run([sys.executable, str(ROOT / "run_all.py"), *args], capture_output=True,
+                          text=True, env=env, timeout=600, **kw)
+
+
+def test_table2_end_to_end_and_skip(tmp_path: Path) -> None:
+    args = ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "lightgcn",
+            "--seeds", "0", "1", "--epochs", "3", "--quiet"]
+    first = run(args, tmp_path)
+    assert first.returncode == 0, first.stderr
+    df = pd.read_csv(tmp_path / "results" / "table2.csv")
+    assert set(df.model) == {"bpr", "lightgcn"}
+    for col in ("dataset", "n_seeds", "recall@20", "precision@20", "ndcg@20", "recall@20_std"):
+        assert col in df.columns
+    assert (df.n_seeds == 2).all()
+    assert len(list((tmp_path / "results" / "runs").glob("*.json"))) == 4
+    second = run(args, tmp_path)
+    assert second.returncode == 0
+    assert "4 of 4 runs already recorded" in second.stderr
+    assert "runs 1/" not in second.stderr
+    assert pd.read_csv(tmp_path / "results" / "table2.csv").equals(df)
+
+
+def test_interrupted_run_leaves_no_record(tmp_path: Path) -> None:
+    env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path)}
+    p = subprocess.Popen([sys.executable, str(ROOT / "run_all.py"), "--table", "2", "--datasets",
+                          "synthetic-tiny", "--models", "lightgcn", "--epochs", "100000"],
+                         stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stderr is not None
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        line = p.stderr.readline()
+        if "epoch 3/" in line:
+            break
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=60)
+    assert p.returncode == 130
+    runs = tmp_path / "results" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_bad_input_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "data" / "broken"
+    bad.mkdir(parents=True)
+    (bad / "broken.inter").write_text("userID\titemID\tx_label\n0\tzero\t0\n")
+    res = run(["--table", "2", "--data-root", str(tmp_path / "data"), "--datasets", "broken"], tmp_path)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    err = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert len(err) == 1 and "broken.inter, row 2" in err[0] and "not an integer" in err[0]
+    res = run(["--table", "2", "--datasets", "synthetic-tiny", "--models", "nope"], tmp_path)
+    assert res.returncode == 2 and "unknown model 'nope'" in res.stderr
