@@ -13,23 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from benchmark import losses
 from benchmark.data import Dataset
-from benchmark.graphs import normalised_adjacency
+from benchmark.graphs import normalised_adjacency, propagate
 from benchmark.model import Batch, Recommender
 from benchmark.registry import register
-
-
-def propagate(adj: Tensor, x: Tensor, n_layers: int) -> Tensor:
-    """LightGCN's layer mean: mean of x, Ax, ..., A^L x."""
-    out, h = x, x
-    for _ in range(n_layers):
-        h = torch.sparse.mm(adj, h)
-        out = out + h
-    return out / (n_layers + 1)
 
 
 @register("lightgcn")

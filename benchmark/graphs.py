@@ -62,6 +62,15 @@ def normalised_adjacency(train: sp.csr_matrix, kind: str = "sym", self_loops: bo
     return to_torch_csr(normalise(a, kind))
 
 
+def propagate(adj: Tensor, x: Tensor, n_layers: int) -> Tensor:
+    """LightGCN's layer mean: mean of x, Ax, ..., A^L x (``adj`` sparse CSR or COO)."""
+    out, h = x, x
+    for _ in range(n_layers):
+        h = torch.sparse.mm(adj, h)
+        out = out + h
+    return out / (n_layers + 1)
+
+
 def knn_graph(x: Tensor, k: int, block: int = 2048, include_self: bool = True) -> Tensor:
     """Cosine kNN graph of the rows of ``x``: a sparse COO (n x n) with exactly ``k`` entries per
     row holding the cosine similarities (LATTICE keeps the item itself among its neighbours).
