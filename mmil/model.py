@@ -1,0 +1,252 @@
+"""MMIL: Multimodal-aware Multi-intention Learning for Recommendation, on the suite's contract.
+
+Every equation and every decision the paper leaves open is fixed in ``shared/docs/mmil.md``; the
+names below follow it. For a batch of examples (u, i+, i-):
+
+    S_u        the user's training history (<= L_max items), with i+ removed (leakage rule)
+    E^m_u      [e^m_j]_{j in S_u} for m in M = {c} ∪ raw modalities;  ē^m_u its masked mean
+    z_u        e_u + mean_m ē^m_u
+    s_u        IntentLearner.assign(z_u)                                (Eq. 4)
+    r_u        ModalityWeights([ē^m_u]_m)                               (Eq. 9)
+    V^m_u      IntentAttention_m(P, E^m_u)                              (Eq. 10, amended)
+    h_uk       Σ_m r_um V^m_uk                                          (Eq. 11)
+    q_u        f_p(Σ_k s_uk h_uk) + e_u                                 (f_p: 3-layer MLP)
+    q_i        e^c_i + mean_{m raw} e^m_i
+    ŷ_ui       <q_u, q_i>
+    L          L_p + kl_weight L_kl + μ L_d + θ L_c + γ L_cl + λ ||IDs of the batch||² / B   (Eq. 18)
+
+Raw features are L2-normalised row-wise once. An empty history gives ē = 0, V = 0, h = 0 (finite).
+Ablations (Table 3) are configurations of this class: ``use_intents=False`` (w/o IL: q_u =
+f_p(z_u) + e_u, no intent terms), ``modal_aware=False`` (w/o MA: one attention over E^c_u, no
+r_u), ``theta=0`` (w/o OC), ``gamma=0`` (w/o IC: the contrastive branch is not computed at all).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchmark import losses
+from benchmark.data import Dataset
+from benchmark.model import Batch, Recommender
+from benchmark.registry import register
+
+from .config import TRAIN_DEFAULTS, MMILConfig, check
+from .intents import IntentLearner
+from .modal import IntentAttention, ModalEncoder, ModalityWeights
+from .views import bernoulli_view, multi_intent_infonce
+
+SCORE_CHUNK = 1024  # users encoded at once when scoring: bounds memory whatever the eval batch
+
+
+@register("mmil")
+class MMIL(Recommender):
+    Config = MMILConfig
+    train_defaults = TRAIN_DEFAULTS
+
+    def __init__(self, data: Dataset, config: MMILConfig) -> None:
+        super().__init__(data, config)
+        check(config)
+        d = config.dim
+        self.raw = data.modalities                       # raw modality codes present
+        self.modalities = ("c",) + self.raw              # c = the item's ID embedding
+        hist, lengths = data.histories(config.max_history, config.history_seed)
+        self.register_buffer("hist", torch.from_numpy(hist), persistent=False)
+        for m in self.raw:
+            x = F.normalize(torch.from_numpy(np.array(data.features[m])), dim=1)
+            self.register_buffer(f"feat_{m}", x, persistent=False)
+        self.user = nn.Embedding(data.n_users, d)
+        self.item = nn.Embedding(data.n_items, d)
+        nn.init.xavier_uniform_(self.user.weight)
+        nn.init.xavier_uniform_(self.item.weight)
+        self.encoders = nn.ModuleDict({m: ModalEncoder(data.features[m].shape[1], d, config.dropout)
+                                       for m in self.raw})
+        self.f_p = nn.Sequential(nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d))
+        attended = self.modalities if config.modal_aware else ("c",)
+        if config.use_intents:
+            self.intents = IntentLearner(config.n_intents, d, config.t_assign, config.kl_mode, config.orth_form)
+            self.attention = nn.ModuleDict({m: IntentAttention(d, config.attn_scale, config.attn_temp)
+                                            for m in attended})
+            if config.modal_aware and config.modality_weights == "transformer" and len(attended) > 1:
+                self.weights = ModalityWeights(len(attended), d, config.dropout, config.r_temp)
+        self._scoring: dict[str, Tensor] | None = None
+        if config.use_intents and config.proto_init == "kmeans":
+            self._init_prototypes()
+
+    # ----- item side ---------------------------------------------------------------------
+    def item_embeddings(self, items: Tensor) -> dict[str, Tensor]:
+        """e^m_i for every modality m (c included): each (len(items), d)."""
+        out = {"c": self.item(items)}
+        for m in self.raw:
+            out[m] = self.encoders[m](getattr(self, f"feat_{m}")[items])
+        return out
+
+    def item_vectors(self, emb: dict[str, Tensor]) -> Tensor:
+        raw = [emb[m] for m in self.raw]
+        return emb["c"] + (torch.stack(raw).mean(0) if raw else 0.0)
+
+    def item_tables(self, items: Tensor) -> dict[str, Any]:
+        """Per-item quantities for ``items`` (unique ids): embeddings, keys and values."""
+        emb = self.item_embeddings(items)
+        tables: dict[str, Any] = {"emb": emb}
+        if self.config.use_intents:
+            tables["kv"] = {m: att.item_keys_values(emb[m]) for m, att in self.attention.items()}
+        return tables
+
+    # ----- user side ---------------------------------------------------------------------
+    def encode(self, users: Tensor, idx: Tensor, mask: Tensor, tables: dict[str, Any]) -> dict[str, Tensor]:
+        """Run the extractor for users whose history is ``idx`` (B, L) (rows of the item tables)
+        with ``mask`` (B, L) True at real items. Returns z, s, dist, H (B, K, d) and q_u."""
+        cfg = self.config
+        e_u = self.user(users)
+        w = mask.unsqueeze(-1).float()
+        count = w.sum(1).clamp_min(1.0)
+        means = {m: (t[idx] * w).sum(1) / count for m, t in tables["emb"].items()}
+        z = e_u + torch.stack([means[m] for m in self.modalities]).mean(0)
+        out = {"z": z}
+        if not cfg.use_intents:
+            out["q"] = self.f_p(z) + e_u
+            return out
+        s, dist = self.intents.assign(z)
+        protos = self.intents.prototypes
+        per_mod = []
+        for m, att in self.attention.items():
+            keys, values = tables["kv"][m]
+            v, _ = att(protos, keys[idx], values[idx], mask)
+            per_mod.append(v)
+        v = torch.stack(per_mod, dim=1)                                  # (B, |M|, K, d)
+        if hasattr(self, "weights"):
+            r = self.weights(torch.stack([means[m] for m in self.attention], dim=1))
+        else:
+            r = torch.full(v.shape[:2], 1.0 / v.shape[1], device=v.device)
+        h = (r[:, :, None, None] * v).sum(1)                              # (B, K, d)
+        out.update(s=s, dist=dist, H=h, r=r, q=self.f_p((s.unsqueeze(-1) * h).sum(1)) + e_u)
+        return out
+
+    def _local(self, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Unique real item ids among ``items`` (pad = n_items dropped) and each entry's row."""
+        uniq, inv = torch.unique(items, return_inverse=True)
+        return uniq, inv
+
+    # ----- training ----------------------------------------------------------------------
+    def loss(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.config
+        hist = self.hist[batch.users]
+        mask = (hist != self.n_items) & (hist != batch.pos.unsqueeze(1))   # the leakage rule
+        uniq, inv = self._local(torch.cat([hist.reshape(-1), batch.pos, batch.neg.reshape(-1)]))
+        tables = self.item_tables(uniq.clamp_max(self.n_items - 1))
+        n_h = hist.numel()
+        idx = inv[:n_h].view_as(hist)
+        pos_rows, neg_rows = inv[n_h:n_h + len(batch.pos)], inv[n_h + len(batch.pos):].view_as(batch.neg)
+        enc = self.encode(batch.users, idx, mask, tables)
+        q_items = self.item_vectors(tables["emb"])
+        y_pos = losses.dot(enc["q"], q_items[pos_rows])
+        y_neg = losses.dot(enc["q"], q_items[neg_rows])
+        if cfg.loss == "bce":
+            l_p = F.binary_cross_entropy_with_logits(y_pos, torch.ones_like(y_pos)) * 0.5 + \
+                F.binary_cross_entropy_with_logits(y_neg, torch.zeros_like(y_neg)) * 0.5
+        else:
+            l_p = losses.bpr(y_pos, y_neg)
+        reg = cfg.reg * (self.user(batch.users).pow(2).sum() + tables["emb"]["c"][pos_rows].pow(2).sum()
+                         + tables["emb"]["c"][neg_rows].pow(2).sum()) / len(batch.users)
+        terms = {"l_p": l_p, "reg": reg}
+        total = l_p + reg
+        if cfg.use_intents:
+            terms["l_kl"] = self.intents.kl_loss(enc["s"])
+            terms["l_d"] = self.intents.distance_loss(enc["s"], enc["dist"])
+            terms["l_c"] = self.intents.orthogonality_loss()
+            total = total + cfg.kl_weight * terms["l_kl"] + cfg.mu * terms["l_d"] + cfg.theta * terms["l_c"]
+            if cfg.gamma > 0:
+                l_cl = self.contrastive_loss(batch.users, tables, uniq)
+                if l_cl is not None:
+                    terms["l_cl"] = l_cl
+                    total = total + cfg.gamma * l_cl
+        terms["loss"] = total
+        return terms
+
+    def contrastive_loss(self, users: Tensor, tables: dict[str, Any], uniq: Tensor) -> Tensor | None:
+        """L_cl over the distinct users of the batch with at least 2 history items."""
+        users = torch.unique(users)
+        hist = self.hist[users]
+        mask = hist != self.n_items
+        keep = mask.sum(1) >= 2
+        if not keep.any():
+            return None
+        users, hist, mask = users[keep], hist[keep], mask[keep]
+        # every history item of these users is among the batch's unique items
+        idx = torch.searchsorted(uniq, hist).clamp_max(len(uniq) - 1)
+        h1 = self.encode(users, idx, bernoulli_view(mask, self.config.keep_prob), tables)["H"]
+        h2 = self.encode(users, idx, bernoulli_view(mask, self.config.keep_prob), tables)["H"]
+        return multi_intent_infonce(h1, h2, self.config.tau)
+
+    # ----- scoring -----------------------------------------------------------------------
+    def prepare_scoring(self) -> None:
+        all_items = torch.arange(self.n_items, device=self.device)
+        tables = self.item_tables(all_items)
+        self._scoring = {"tables": tables, "q_items": self.item_vectors(tables["emb"])}  # type: ignore[dict-item]
+
+    def user_vectors(self, users: Tensor, tables: dict[str, Any]) -> Tensor:
+        hist = self.hist[users]
+        mask = hist != self.n_items
+        return self.encode(users, hist.clamp_max(self.n_items - 1), mask, tables)["q"]
+
+    def score(self, users: Tensor) -> Tensor:
+        if self._scoring is None or self.training:
+            self.prepare_scoring()
+        assert self._scoring is not None
+        q_items = self._scoring["q_items"]
+        out = [self.user_vectors(users[s:s + SCORE_CHUNK], self._scoring["tables"]) @ q_items.T  # type: ignore[arg-type]
+               for s in range(0, len(users), SCORE_CHUNK)]
+        return torch.cat(out)
+
+    def train(self, mode: bool = True) -> "MMIL":
+        self._scoring = None  # cached item tables go stale as soon as training resumes
+        return super().train(mode)
+
+    # ----- diagnostics -------------------------------------------------------------------
+    @torch.no_grad()
+    def _init_prototypes(self) -> None:
+        users = torch.arange(self.n_users)
+        tables = self.item_tables(torch.arange(self.n_items))
+        hist = self.hist
+        z = self.encode(users, hist.clamp_max(self.n_items - 1), hist != self.n_items, tables)["z"]
+        self.intents.init_kmeans(z, seed=int(torch.randint(0, 2**31 - 1, ())))
+
+    @torch.no_grad()
+    def intent_diagnostics(self, users: Tensor) -> dict[str, float]:
+        """Mean within-user cosine between intents, and assignment entropy / log K."""
+        was = self.training
+        self.eval()
+        tables = self.item_tables(torch.arange(self.n_items, device=self.device))
+        hist = self.hist[users]
+        enc = self.encode(users, hist.clamp_max(self.n_items - 1), hist != self.n_items, tables)
+        self.train(was)
+        k = self.config.n_intents
+        hn = F.normalize(enc["H"], dim=-1)
+        cos = hn @ hn.transpose(1, 2)
+        off = ~torch.eye(k, dtype=torch.bool, device=cos.device)
+        nonempty = (hist != self.n_items).any(1)
+        s = enc["s"]
+        ent = -(s * s.clamp_min(1e-12).log()).sum(1) / (np.log(k) if k > 1 else 1.0)
+        return {"intent_cosine": float(cos[:, off][nonempty].mean()) if k > 1 else 1.0,
+                "assignment_entropy": float(ent.mean())}
+
+    def describe(self) -> dict[str, Any]:
+        c = self.config
+        return {"modalities": list(self.modalities), "loss": c.loss, "kl_mode": c.kl_mode,
+                "attn_scale": c.attn_scale, "variant": variant_of(c)}
+
+
+def variant_of(cfg: MMILConfig) -> str:
+    if not cfg.use_intents:
+        return "w/o IL"
+    if not cfg.modal_aware:
+        return "w/o MA"
+    if cfg.theta == 0:
+        return "w/o OC"
+    if cfg.gamma == 0:
+        return "w/o IC"
+    return "mmil"
