@@ -28,11 +28,13 @@ SYNTHETIC_DEFAULT = ["synthetic-clothing", "synthetic-sports", "synthetic-baby"]
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", type=int, choices=[2], help="render Table 2 (model comparison)")
+    p.add_argument("--ablation", action="store_true", help="render Table 3 (MMIL's ablation variants)")
     p.add_argument("--list", action="store_true", help="list known datasets and models, then exit")
     p.add_argument("--datasets", nargs="+", help="dataset names (default: the folders under --data-root "
                    "if any, else the synthetic presets)")
     p.add_argument("--models", nargs="+", help="model names (default: every registered Table 2 model)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default: 0)")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="seeds (default: 0 for Table 2; 0 1 2 for Table 3, as mmil.md 6b asks)")
     p.add_argument("--epochs", type=int, help="cap the training epochs (recorded as capped)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--data-root", type=Path, default=default_data_root(),
@@ -43,8 +45,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines, only run progress")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     args = p.parse_args(argv)
-    if not (args.table or args.list):
-        p.error("nothing to do: give --table 2 or --list")
+    if not (args.table or args.ablation or args.list):
+        p.error("nothing to do: give --table 2, --ablation or --list")
     return args
 
 
@@ -65,18 +67,35 @@ def main(argv: list[str] | None = None) -> int:
         if m not in known:
             raise UnknownModel(f"unknown model {m!r}; known: {sorted(known)}")
     t0 = time.perf_counter()
-    specs = experiments.table2_specs(datasets, models, args.seeds, args.epochs, args.mask_valid_at_test)
-    print(f"Table 2: {len(specs)} runs ({len(datasets)} datasets x {len(models)} models x "
-          f"{len(args.seeds)} seeds)", file=sys.stderr)
-    records = execute(specs, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet)
-    df = experiments.table2_frame(records)
-    md = report.markdown_table(df, "model", experiments.TABLE2_METRICS,
-                               "Table 2: Recall / Precision / NDCG @20 (test split, full ranking)")
-    for path in report.write_table(df, md, results_dir() / "table2"):
-        print(f"wrote {path}", file=sys.stderr)
-    print(md)
+    if args.table == 2:
+        seeds = args.seeds or [0]
+        specs = experiments.table2_specs(datasets, models, seeds, args.epochs, args.mask_valid_at_test)
+        print(f"Table 2: {len(specs)} runs ({len(datasets)} datasets x {len(models)} models x "
+              f"{len(seeds)} seeds)", file=sys.stderr)
+        records = execute(specs, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet)
+        df = experiments.table2_frame(records)
+        md = report.markdown_table(df, "model", experiments.TABLE2_METRICS,
+                                   "Table 2: Recall / Precision / NDCG @20 (test split, full ranking)")
+        emit(df, md, "table2")
+    if args.ablation:
+        from mmil import VARIANTS
+        seeds = args.seeds or [0, 1, 2]
+        specs = experiments.ablation_specs(datasets, VARIANTS, seeds, args.epochs, args.mask_valid_at_test)
+        print(f"Table 3: {len(specs)} runs ({len(datasets)} datasets x {len(VARIANTS)} variants x "
+              f"{len(seeds)} seeds)", file=sys.stderr)
+        records = execute(specs, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet)
+        df = experiments.table3_frame(records)
+        md = report.markdown_table(df, "variant", experiments.ABLATION_METRICS,
+                                   "Table 3: MMIL ablation, Recall / NDCG @20 (test split)")
+        emit(df, md, "table3")
     print(f"total {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return 0
+
+
+def emit(df, md: str, stem: str) -> None:  # type: ignore[no-untyped-def]
+    for path in report.write_table(df, md, results_dir() / stem):
+        print(f"wrote {path}", file=sys.stderr)
+    print(md)
 
 
 if __name__ == "__main__":

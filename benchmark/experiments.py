@@ -28,6 +28,26 @@ def table2_specs(datasets: Iterable[str], models: Iterable[str], seeds: Iterable
             for d in datasets for m in models for s in seeds]
 
 
+ABLATION_METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
+
+
+def ablation_specs(datasets: Iterable[str], variants: dict[str, dict[str, Any]], seeds: Iterable[int],
+                   epochs: int | None = None, mask_valid_at_test: bool = False,
+                   base: dict[str, dict[str, Any]] | None = None) -> list[RunSpec]:
+    """Table 3: MMIL and each ablation variant (config overrides on top of ``base[dataset]``)."""
+    base = base or {}
+    return [RunSpec(d, "mmil", s, config={**base.get(d, {}), **over}, epochs=epochs,
+                    mask_valid_at_test=mask_valid_at_test)
+            for d in datasets for over in variants.values() for s in seeds]
+
+
+def table3_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    df = aggregate(records, "variant", ABLATION_METRICS, row_of=lambda r: r["model"]["variant"])
+    for m in ABLATION_METRICS:
+        df[f"paper_{m}"] = [paper.paper_value(paper.TABLE3, d, v, m) for d, v in zip(df.dataset, df.variant)]
+    return df
+
+
 def aggregate(records: list[dict[str, Any]], row_key: str, metrics: Iterable[str],
               row_of: Any = None) -> pd.DataFrame:
     """One row per (dataset, row) with the mean over seeds of each metric, ``_std`` with >1 seed."""
