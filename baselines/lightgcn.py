@@ -6,8 +6,8 @@
 
 Defaults follow the official code (L = 3, lr 1e-3, reg 1e-4, d = 64, batch 2048) with MMRec's
 EmbLoss on the ego embeddings and xavier-uniform initialisation. Propagation is one
-``torch.sparse.mm`` per layer on a CSR adjacency (faster here than PyG's ``LGConv``; figures in
-``python -m benchmark.speed``).
+sparse product per layer through `benchmark.graphs.SparseOperator` (faster here than PyG's
+``LGConv``; figures in ``python -m benchmark.speed``).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from benchmark import losses
 from benchmark.data import Dataset
-from benchmark.graphs import normalised_adjacency, propagate
+from benchmark.graphs import adjacency_operator, propagate
 from benchmark.model import Batch, Recommender
 from benchmark.registry import register
 
@@ -34,7 +34,7 @@ class LightGCN(Recommender):
         super().__init__(data, config)
         self.embedding = nn.Embedding(data.n_users + data.n_items, config.dim)
         nn.init.xavier_uniform_(self.embedding.weight)
-        self.register_buffer("adj", normalised_adjacency(data.train), persistent=False)
+        self.adj = adjacency_operator(data.train)
         self._cache: Tensor | None = None
 
     def forward(self) -> tuple[Tensor, Tensor]:

@@ -3,9 +3,11 @@
 Everything stays sparse: degree normalisation is done with vectors, and a kNN graph is built a
 block of rows at a time (top-k per block), so no items x items matrix ever exists.
 
-Propagation uses ``torch.sparse.mm`` on a CSR adjacency: on the Baby split (2 x 118,551 edges,
-d = 64, 2 CPU cores) it measured faster than PyG's ``LGConv`` with an ``edge_index`` (see
-``python -m benchmark.speed``, which times both and prints the figures).
+Propagation goes through `SparseOperator`: ``torch.sparse.mm`` on a CSR matrix whose backward
+multiplies by a transpose kept beside it (the matrix itself when symmetric). torch's own backward
+of a CSR product rebuilds the transpose at every call, which made a LightGCN step 4x slower; PyG's
+``LGConv`` (scatter over an ``edge_index``) was slower still. ``python -m benchmark.speed`` times
+the variants and prints the figures.
 """
 from __future__ import annotations
 
@@ -62,11 +64,55 @@ def normalised_adjacency(train: sp.csr_matrix, kind: str = "sym", self_loops: bo
     return to_torch_csr(normalise(a, kind))
 
 
-def propagate(adj: Tensor, x: Tensor, n_layers: int) -> Tensor:
-    """LightGCN's layer mean: mean of x, Ax, ..., A^L x (``adj`` sparse CSR or COO)."""
+class _SpMM(torch.autograd.Function):
+    """a @ x whose backward is a_t @ grad: no transpose is built per call."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.a_t = a_t
+        return torch.sparse.mm(a, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:  # type: ignore[override]
+        return None, None, torch.sparse.mm(ctx.a_t, grad)
+
+
+def transpose_csr(a: Tensor) -> Tensor:
+    return a.to_sparse_coo().t().coalesce().to_sparse_csr()
+
+
+class SparseOperator(torch.nn.Module):
+    """A fixed sparse matrix as a module: ``op(x) = A @ x`` with a fast backward to ``x``.
+
+    Its buffers are not persistent (they are data, not state), and move with ``.to(device)``.
+    """
+
+    def __init__(self, a: Tensor, symmetric: bool) -> None:
+        super().__init__()
+        a = a.to_sparse_csr() if a.layout != torch.sparse_csr else a
+        self.symmetric = symmetric
+        self.register_buffer("a", a, persistent=False)
+        if not symmetric:
+            self.register_buffer("a_t", transpose_csr(a), persistent=False)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.a.shape
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _SpMM.apply(self.a, self.a if self.symmetric else self.a_t, x)
+
+
+def adjacency_operator(train: sp.csr_matrix, kind: str = "sym", self_loops: bool = False) -> SparseOperator:
+    """`normalised_adjacency` as a `SparseOperator` (symmetric exactly when ``kind="sym"``)."""
+    return SparseOperator(normalised_adjacency(train, kind, self_loops), symmetric=kind == "sym")
+
+
+def propagate(adj: "SparseOperator | Tensor", x: Tensor, n_layers: int) -> Tensor:
+    """LightGCN's layer mean: mean of x, Ax, ..., A^L x."""
     out, h = x, x
     for _ in range(n_layers):
-        h = torch.sparse.mm(adj, h)
+        h = adj(h) if isinstance(adj, SparseOperator) else torch.sparse.mm(adj, h)
         out = out + h
     return out / (n_layers + 1)
 
