@@ -1,101 +1,192 @@
 #!/usr/bin/env python
 """The suite's one command line: build the run list of an artefact, run what is missing, render.
 
-    python run_all.py --table 2                       # Table 2 on the embedded synthetic presets
-    python run_all.py --table 2 --data-root ../shared/data --datasets amazon-baby tiktok
-    python run_all.py --list                          # datasets and models known
+    python run_all.py --table 2                  # Table 2 on the embedded synthetic presets
+    python run_all.py --ablation                 # Table 3: MMIL and its four ablation variants
+    python run_all.py --figure 2                 # Figure 2 (also 3, 4; --sensitivity for all three)
+    python run_all.py --all                      # everything above, then results/REPORT.md
+    python run_all.py --report                   # re-render every artefact from existing records
+    python run_all.py --tune lightgcn --datasets synthetic-baby   # grid search on validation
+    python run_all.py --table 1 --data-root ../shared/data --datasets amazon-baby tiktok
+    python run_all.py --list                     # datasets and models known
 
-Records go to results/runs/ (one JSON per run, skipped when present); tables to results/.
+Records go to results/runs/ (one JSON per run; a run with a record is skipped, so a killed
+command resumes when started again); tables to results/, figures to figures/.
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
-from benchmark import experiments, report
+from benchmark import experiments, report, tuning
 from benchmark.config import ConfigError
 from benchmark.data import DataError, available, real_datasets
-from benchmark.data.synthetic import PRESETS
-from benchmark.paths import default_data_root, results_dir
+from benchmark.paths import default_data_root, figures_dir, results_dir
 from benchmark.registry import UnknownModel, model_names
-from benchmark.runs import execute
+from benchmark.runs import RunSpec, execute, existing
 
 SYNTHETIC_DEFAULT = ["synthetic-clothing", "synthetic-sports", "synthetic-baby"]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--table", type=int, choices=[2], help="render Table 2 (model comparison)")
-    p.add_argument("--ablation", action="store_true", help="render Table 3 (MMIL's ablation variants)")
-    p.add_argument("--list", action="store_true", help="list known datasets and models, then exit")
-    p.add_argument("--datasets", nargs="+", help="dataset names (default: the folders under --data-root "
-                   "if any, else the synthetic presets)")
-    p.add_argument("--models", nargs="+", help="model names (default: every registered Table 2 model)")
-    p.add_argument("--seeds", nargs="+", type=int,
-                   help="seeds (default: 0 for Table 2; 0 1 2 for Table 3, as mmil.md 6b asks)")
-    p.add_argument("--epochs", type=int, help="cap the training epochs (recorded as capped)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
-    p.add_argument("--data-root", type=Path, default=default_data_root(),
-                   help="folder holding real datasets, one folder each (default: data/ in the repo)")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (joblib processes)")
-    p.add_argument("--force", action="store_true", help="rerun runs that already have a record")
-    p.add_argument("--mask-valid-at-test", action="store_true", help="mask valid items at test time too")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch lines, only run progress")
-    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    what = p.add_argument_group("what to produce")
+    what.add_argument("--table", type=int, choices=[1, 2], help="Table 1 (dataset statistics) or 2 (comparison)")
+    what.add_argument("--ablation", action="store_true", help="Table 3 (MMIL's ablation variants)")
+    what.add_argument("--figure", type=int, choices=[2, 3, 4], action="append", help="a sensitivity figure")
+    what.add_argument("--sensitivity", action="store_true", help="Figures 2, 3 and 4")
+    what.add_argument("--all", action="store_true", help="Tables 2 and 3, Figures 2-4 and results/REPORT.md")
+    what.add_argument("--report", action="store_true",
+                      help="re-render every artefact and REPORT.md from existing records; trains nothing")
+    what.add_argument("--tune", metavar="MODEL", help="grid-search MODEL on validation, store the choice")
+    what.add_argument("--list", action="store_true", help="list known datasets and models, then exit")
+    how = p.add_argument_group("how")
+    how.add_argument("--datasets", nargs="+", help="dataset names (default: the folders under --data-root "
+                     "if any, else the synthetic presets)")
+    how.add_argument("--models", nargs="+", help="Table 2 models (default: every registered one)")
+    how.add_argument("--seeds", nargs="+", type=int,
+                     help="seeds (default: 0 for Table 2, figures and tuning; 0 1 2 for Table 3, as mmil.md 6b asks)")
+    how.add_argument("--epochs", type=int, help="cap the training epochs (recorded as capped)")
+    how.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
+    how.add_argument("--data-root", type=Path, default=default_data_root(),
+                     help="folder holding real datasets, one folder each (default: data/ in the repo)")
+    how.add_argument("--jobs", type=int, default=1, help="runs in parallel (joblib processes; torch threads divided)")
+    how.add_argument("--backend", choices=["loky", "dask"], default="loky", help="where parallel runs go")
+    how.add_argument("--scheduler", help="with --backend dask: the address of an existing Dask scheduler")
+    how.add_argument("--force", action="store_true", help="rerun runs that already have a record")
+    how.add_argument("--mask-valid-at-test", action="store_true", help="mask valid items at test time too")
+    how.add_argument("--quiet", action="store_true", help="no per-epoch lines, only run progress")
+    how.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     args = p.parse_args(argv)
-    if not (args.table or args.ablation or args.list):
-        p.error("nothing to do: give --table 2, --ablation or --list")
+    if not (args.table or args.ablation or args.figure or args.sensitivity or args.all or args.report
+            or args.tune or args.list):
+        p.error("nothing to do: give --table 2, --ablation, --figure N, --all, --report, --tune MODEL or --list")
+    if args.scheduler and args.backend != "dask":
+        p.error("--scheduler goes with --backend dask")
     return args
 
 
-def default_datasets(root: Path) -> list[str]:
-    return real_datasets(root) or SYNTHETIC_DEFAULT
+@dataclass
+class Artefact:
+    name: str
+    specs: list[RunSpec]
+    render: Callable[[list[dict[str, Any]]], None]
+
+
+def emit(df, md: str, stem: str, tex: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    for path in report.write_table(df, md, results_dir() / stem, tex):
+        print(f"wrote {path}", file=sys.stderr)
+    print(md)
+
+
+def render_table2(records: list[dict[str, Any]]) -> None:
+    df = experiments.table2_frame(records)
+    pv = experiments.pvalues_vs_best(records, df, "model", "mmil", experiments.TABLE2_METRICS) \
+        if df["n_seeds"].max() > 1 else None
+    title = "Table 2: Recall / Precision / NDCG @20 (test split, full ranking)"
+    emit(df, report.markdown_table(df, "model", experiments.TABLE2_METRICS, title, "mmil", pv), "table2",
+         report.latex_table(df, "model", experiments.TABLE2_METRICS, title, "mmil", pv))
+
+
+def render_table3(records: list[dict[str, Any]]) -> None:
+    row_of = lambda r: r["model"]["variant"]  # noqa: E731
+    df = experiments.table3_frame(records)
+    pv = experiments.pvalues_vs_best(records, df, "variant", "mmil", experiments.ABLATION_METRICS, row_of) \
+        if df["n_seeds"].max() > 1 else None
+    title = "Table 3: MMIL ablation, Recall / NDCG @20 (test split)"
+    emit(df, report.markdown_table(df, "variant", experiments.ABLATION_METRICS, title, "mmil", pv), "table3",
+         report.latex_table(df, "variant", experiments.ABLATION_METRICS, title, "mmil", pv))
+
+
+def render_figure(figure: int) -> Callable[[list[dict[str, Any]]], None]:
+    def render(records: list[dict[str, Any]]) -> None:
+        from benchmark.figures import draw
+        frame = experiments.sensitivity_frame(figure, records)
+        report.write_table(frame, f"# Figure {figure} data\n\n" + frame.to_csv(index=False), results_dir() / f"figure{figure}")
+        syn = any(r["dataset"]["synthetic"] for r in records)
+        for p in draw(figure, frame, figures_dir(), "synthetic data" if syn else ""):
+            print(f"wrote {p}", file=sys.stderr)
+    return render
+
+
+def artefacts(args: argparse.Namespace, datasets: list[str], models: list[str]) -> list[Artefact]:
+    every = args.all or args.report
+    tuned = tuning.load_choices()
+    out = []
+    if args.table == 2 or every:
+        out.append(Artefact("Table 2", experiments.table2_specs(
+            datasets, models, args.seeds or [0], args.epochs, args.mask_valid_at_test, tuned), render_table2))
+    if args.ablation or every:
+        from mmil import VARIANTS
+        out.append(Artefact("Table 3", experiments.ablation_specs(
+            datasets, VARIANTS, args.seeds or [0, 1, 2], args.epochs, args.mask_valid_at_test), render_table3))
+    figures = sorted(set(args.figure or []) | ({2, 3, 4} if args.sensitivity or every else set()))
+    for fig in figures:
+        out.append(Artefact(f"Figure {fig}", experiments.sensitivity_specs(fig, datasets, args.seeds or [0], args.epochs),
+                            render_figure(fig)))
+    return out
+
+
+def run_tune(args: argparse.Namespace, datasets: list[str]) -> None:
+    specs = tuning.tune_specs(args.tune, datasets, args.seeds or [0], args.epochs)
+    print(f"tuning {args.tune}: {len(specs)} runs", file=sys.stderr)
+    records = execute(specs, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet,
+                      backend=args.backend, scheduler=args.scheduler)
+    n_points = len(specs) // max(len(datasets), 1) // len(args.seeds or [0])
+    for d in datasets:
+        config, valid = tuning.select([r for r in records if r["spec"]["dataset"] == d])
+        tuning.save_choice(d, args.tune, config, valid, n_points)
+        print(f"{d} / {args.tune}: chose {config} (valid recall@20 {valid:.4f}) -> {tuning.tuned_path()}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    t0 = time.perf_counter()
     if args.list:
         print("datasets:", " ".join(available(args.data_root)))
         print("models:  ", " ".join(model_names()))
         return 0
-    datasets = args.datasets or default_datasets(args.data_root)
+    datasets = args.datasets or real_datasets(args.data_root) or SYNTHETIC_DEFAULT
+    if args.table == 1:
+        from benchmark.data.stats import format_table1, table1
+        print(format_table1(table1(datasets, args.data_root)))
     known = set(model_names())
     models = args.models or [m for m in experiments.TABLE2_MODELS if m in known]
-    for m in models:
+    for m in models + ([args.tune] if args.tune else []):
         if m not in known:
             raise UnknownModel(f"unknown model {m!r}; known: {sorted(known)}")
-    t0 = time.perf_counter()
-    if args.table == 2:
-        seeds = args.seeds or [0]
-        specs = experiments.table2_specs(datasets, models, seeds, args.epochs, args.mask_valid_at_test)
-        print(f"Table 2: {len(specs)} runs ({len(datasets)} datasets x {len(models)} models x "
-              f"{len(seeds)} seeds)", file=sys.stderr)
-        records = execute(specs, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet)
-        df = experiments.table2_frame(records)
-        md = report.markdown_table(df, "model", experiments.TABLE2_METRICS,
-                                   "Table 2: Recall / Precision / NDCG @20 (test split, full ranking)")
-        emit(df, md, "table2")
-    if args.ablation:
-        from mmil import VARIANTS
-        seeds = args.seeds or [0, 1, 2]
-        specs = experiments.ablation_specs(datasets, VARIANTS, seeds, args.epochs, args.mask_valid_at_test)
-        print(f"Table 3: {len(specs)} runs ({len(datasets)} datasets x {len(VARIANTS)} variants x "
-              f"{len(seeds)} seeds)", file=sys.stderr)
-        records = execute(specs, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet)
-        df = experiments.table3_frame(records)
-        md = report.markdown_table(df, "variant", experiments.ABLATION_METRICS,
-                                   "Table 3: MMIL ablation, Recall / NDCG @20 (test split)")
-        emit(df, md, "table3")
+    if args.tune:
+        run_tune(args, datasets)
+    arts = artefacts(args, datasets, models)
+    if not arts:
+        return 0
+    if not args.report:
+        union = [s for a in arts for s in a.specs]
+        print(" + ".join(f"{a.name}: {len(a.specs)} runs" for a in arts), file=sys.stderr)
+        execute(union, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet,
+                backend=args.backend, scheduler=args.scheduler)
+    all_records = []
+    for a in arts:
+        records = existing(a.specs, args.data_root)
+        if len(records) < len(a.specs):
+            print(f"{a.name}: {len(a.specs) - len(records)} of {len(a.specs)} runs have no record yet; "
+                  "rendering the rest", file=sys.stderr)
+        if records:
+            a.render(records)
+        all_records += records
+    if args.all or args.report:
+        from benchmark.report_page import write_report
+        unique = list({r["key"]: r for r in all_records}.values())
+        command = "python run_all.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        path = write_report(unique, [command], time.perf_counter() - t0 if not args.report else 0.0)
+        print(f"wrote {path}", file=sys.stderr)
     print(f"total {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return 0
-
-
-def emit(df, md: str, stem: str) -> None:  # type: ignore[no-untyped-def]
-    for path in report.write_table(df, md, results_dir() / stem):
-        print(f"wrote {path}", file=sys.stderr)
-    print(md)
 
 
 if __name__ == "__main__":

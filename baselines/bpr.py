@@ -18,6 +18,8 @@ from benchmark.registry import register
 
 @register("bpr")
 class BPRMF(Recommender):
+    # MMRec's search for BPR
+    grid = {"reg_weight": [1e-2, 1e-3, 1e-4, 1e-5]}
     @dataclass(frozen=True)
     class Config:
         dim: int = 64              # embedding size

@@ -24,6 +24,8 @@ from benchmark.registry import register
 
 @register("lightgcn")
 class LightGCN(Recommender):
+    # MMRec's search for LightGCN
+    grid = {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]}
     @dataclass(frozen=True)
     class Config:
         dim: int = 64              # embedding size

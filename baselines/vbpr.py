@@ -25,6 +25,8 @@ from benchmark.registry import register
 @register("vbpr")
 class VBPR(Recommender):
     requires_features = True
+    # MMRec's search for VBPR
+    grid = {"reg_weight": [2.0, 1.0, 0.1, 1e-2, 1e-3, 1e-4, 1e-5]}
 
     @dataclass(frozen=True)
     class Config:

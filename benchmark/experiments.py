@@ -77,3 +77,66 @@ def table2_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     for m in TABLE2_METRICS:
         df[f"paper_{m}"] = [paper.paper_value(paper.TABLE2, d, mo, m) for d, mo in zip(df.dataset, df.model)]
     return df
+
+
+# ----- Figures 2-4: MMIL's sensitivity ---------------------------------------------------------
+LOG_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+FIGURES: dict[int, tuple[tuple[str, tuple[float, ...]], ...]] = {
+    2: (("mu", LOG_GRID), ("theta", LOG_GRID)),
+    3: (("gamma", LOG_GRID), ("tau", (0.005, 0.05, 0.5, 5.0, 50.0))),
+    4: (("dim", (16, 32, 64, 128, 256, 512)),),
+}
+FIGURE_METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
+
+
+def sensitivity_specs(figure: int, datasets: Iterable[str], seeds: Iterable[int], epochs: int | None = None,
+                      base: dict[str, dict[str, Any]] | None = None) -> list[RunSpec]:
+    """One MMIL run per (dataset, parameter, value, seed), other parameters at their defaults."""
+    base = base or {}
+    return [RunSpec(d, "mmil", s, config={**base.get(d, {}), param: value}, epochs=epochs)
+            for d in datasets for param, grid in FIGURES[figure] for value in grid for s in seeds]
+
+
+def sensitivity_frame(figure: int, records: list[dict[str, Any]],
+                      base: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Rows (dataset, parameter, value) with mean and std over seeds of the figure's metrics.
+
+    A record belongs to the panel of ``param = value`` when its resolved config is the default
+    (plus ``base``) with only that parameter changed; the default run serves every panel whose
+    grid holds the default value.
+    """
+    from dataclasses import asdict
+
+    from mmil import MMILConfig
+    default = asdict(MMILConfig())
+    base = base or {}
+    rows = []
+    for r in records:
+        d = r["spec"]["dataset"]
+        for param, grid in FIGURES[figure]:
+            value = r["config"][param]
+            if value in grid and r["config"] == {**default, **base.get(d, {}), param: value}:
+                rows.append({"dataset": d, "parameter": param, "value": value,
+                             "seed": r["spec"]["seed"], **{m: r["test"][m] for m in FIGURE_METRICS}})
+    df = pd.DataFrame(rows).drop_duplicates(["dataset", "parameter", "value", "seed"])
+    agg = df.groupby(["dataset", "parameter", "value"], sort=False)[list(FIGURE_METRICS)].agg(["mean", "std", "count"])
+    agg.columns = [f"{m}_{s}" if s != "mean" else m for m, s in agg.columns]
+    return agg.reset_index().sort_values(["dataset", "parameter", "value"])
+
+
+def pvalues_vs_best(records: list[dict[str, Any]], df: pd.DataFrame, row_key: str, focus: str,
+                    metrics: Iterable[str], row_of: Any = None) -> dict[str, dict[str, dict[str, float]]]:
+    """Per dataset and metric, paired p-values of ``focus`` against the best other row."""
+    from .significance import compare
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    key = row_of or (lambda r: r["spec"]["model"])
+    for dataset, part in df.groupby("dataset", sort=False):
+        if focus not in set(part[row_key]) or len(part) < 2:
+            continue
+        recs = [r for r in records if r["spec"]["dataset"] == dataset]
+        for m in metrics:
+            others = part[part[row_key] != focus]
+            best = others.loc[others[m].idxmax(), row_key]
+            out.setdefault(str(dataset), {})[m] = compare([r for r in recs if key(r) == focus],
+                                                          [r for r in recs if key(r) == best], m)
+    return out

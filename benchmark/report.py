@@ -1,54 +1,117 @@
-"""Render artefacts from run records only: Markdown and CSV tables."""
+"""Render artefacts from run records only: tables as Markdown, CSV and LaTeX.
+
+A table frame (see `benchmark.experiments`) has one row per (dataset, row) with the mean of each
+metric over seeds, ``<metric>_std`` with more than one seed, and ``paper_<metric>`` where the
+paper's value is known. Cells read "mean ± std"; the paper's value stands beside ours with our
+relative difference; the best of each column is bold; an "Improvement" row gives the focus row
+(MMIL) over the best other row, with paired p-values when several seeds ran.
+"""
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
 
 def cell(mean: float, std: float | None) -> str:
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.4f}"
-    return f"{mean:.4f} ± {std:.4f}"
+    return f"{mean:.4f}" if _missing(std) else f"{mean:.4f} ± {std:.4f}"
 
 
 def paper_cell(ours: float, theirs: float | None) -> str:
-    if theirs is None or (isinstance(theirs, float) and math.isnan(theirs)):
+    if _missing(theirs):
         return "n/a"
     return f"{theirs:.4f} ({(ours - theirs) / theirs:+.1%})"
 
 
-def markdown_table(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], title: str) -> str:
-    """One Markdown table per dataset: ours (mean ± std over seeds), the paper's value with our
-    relative difference, the best of each column of ours in bold."""
-    lines = [f"# {title}", ""]
+def improvement(part: pd.DataFrame, row_key: str, focus: str, metric: str) -> tuple[str, float] | None:
+    """(best other row, relative gain of ``focus`` over it) on ``metric``; None without both."""
+    mine = part[part[row_key] == focus]
+    others = part[part[row_key] != focus]
+    if mine.empty or others.empty:
+        return None
+    best = others.loc[others[metric].idxmax()]
+    return str(best[row_key]), (float(mine[metric].iloc[0]) - best[metric]) / best[metric]
+
+
+def _rows(part: pd.DataFrame, row_key: str, metrics: tuple[str, ...], focus: str | None,
+          pvalues: dict[str, dict[str, float]] | None, bold: tuple[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Header and body cells of one dataset's table (shared by Markdown and LaTeX)."""
+    b0, b1 = bold
+    head = [row_key, "seeds"] + list(metrics) + [f"paper {m} (ours vs paper)" for m in metrics] + ["s/epoch"]
+    best = {m: part[m].max() for m in metrics}
+    body = []
+    for _, r in part.iterrows():
+        cells = [str(r[row_key]) + (" (capped)" if r.get("capped") else ""), str(int(r["n_seeds"]))]
+        for m in metrics:
+            c = cell(r[m], r.get(f"{m}_std"))
+            cells.append(f"{b0}{c}{b1}" if r[m] == best[m] else c)
+        cells += [paper_cell(r[m], r.get(f"paper_{m}")) for m in metrics]
+        cells.append(f"{r['seconds_per_epoch']:.2f}")
+        body.append(cells)
+    if focus is not None:
+        gains = [improvement(part, row_key, focus, m) for m in metrics]
+        if all(g is not None for g in gains):
+            cells = ["Improvement", ""] + [f"{g[1]:+.2%} vs {g[0]}" for g in gains if g] + [""] * len(metrics) + [""]
+            body.append(cells)
+        if pvalues:
+            cells = ["p-value (users / seeds)", ""] + [
+                f"{pvalues[m]['p_users']:.3g} / {pvalues[m]['p_seeds']:.3g}" if m in pvalues else ""
+                for m in metrics] + [""] * len(metrics) + [""]
+            body.append(cells)
+    return head, body
+
+
+def markdown_table(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], title: str,
+                   focus: str | None = None, pvalues: dict[str, dict[str, dict[str, float]]] | None = None,
+                   notes: list[str] | None = None) -> str:
+    lines = [f"# {title}", ""] + [f"{n}" for n in notes or []] + ([""] if notes else [])
     for dataset, part in df.groupby("dataset", sort=False):
         syn = " (synthetic data)" if part["synthetic"].iloc[0] else ""
-        lines += [f"## {dataset}{syn}", ""]
-        head = [row_key, "seeds"] + [f"{m}" for m in metrics] + [f"paper {m} (ours vs paper)" for m in metrics] + ["s/epoch"]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        best = {m: part[m].max() for m in metrics}
-        for _, r in part.iterrows():
-            cells = [str(r[row_key]) + (" (capped)" if r["capped"] else ""), str(int(r["n_seeds"]))]
-            for m in metrics:
-                c = cell(r[m], r.get(f"{m}_std"))
-                cells.append(f"**{c}**" if r[m] == best[m] else c)
-            cells += [paper_cell(r[m], r.get(f"paper_{m}")) for m in metrics]
-            cells.append(f"{r['seconds_per_epoch']:.2f}")
-            lines.append("| " + " | ".join(cells) + " |")
+        head, body = _rows(part, row_key, metrics, focus, (pvalues or {}).get(str(dataset)), ("**", "**"))
+        lines += [f"## {dataset}{syn}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c) + " |" for c in body]
         lines.append("")
     return "\n".join(lines)
 
 
-def write_table(df: pd.DataFrame, md: str, stem: Path) -> list[Path]:
+def _tex(s: str) -> str:
+    return s.replace("±", r"$\pm$").replace("%", r"\%").replace("_", r"\_").replace("@", "@")
+
+
+def latex_table(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], caption: str,
+                focus: str | None = None, pvalues: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
+    out = []
+    for dataset, part in df.groupby("dataset", sort=False):
+        head, body = _rows(part, row_key, metrics, focus, (pvalues or {}).get(str(dataset)),
+                           (r"\textbf{", "}"))
+        out += [r"\begin{table}[t]", r"\centering", r"\small",
+                rf"\caption{{{_tex(caption)} ({_tex(str(dataset))})}}",
+                r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
+                " & ".join(_tex(h) for h in head) + r" \\", r"\midrule"]
+        out += [" & ".join(_tex(c) for c in cells) + r" \\" for cells in body]
+        out += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_table(df: pd.DataFrame, md: str, stem: Path, tex: str | None = None) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
-    csv, mdp = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    tmp = csv.with_name(f".{csv.name}.tmp")
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    tmp.replace(csv)
-    tmp = mdp.with_name(f".{mdp.name}.tmp")
-    tmp.write_text(md)
-    tmp.replace(mdp)
-    return [csv, mdp]
+    csv = stem.with_suffix(".csv")
+    _atomic_text(csv, df.to_csv(index=False, float_format="%.6g"))
+    paths = [csv, stem.with_suffix(".md")]
+    _atomic_text(paths[1], md)
+    if tex is not None:
+        paths.append(stem.with_suffix(".tex"))
+        _atomic_text(paths[2], tex)
+    return paths

@@ -97,9 +97,9 @@ def record_path(spec: RunSpec, data_root: Path | None, directory: Path | None = 
     return (directory or runs_dir()) / f"{spec.key(data_root)}.json"
 
 
-def run_one(spec: RunSpec, data_root: Path | None, device: str = "auto", directory: Path | None = None,
+def run_one(spec: RunSpec, data_root: Path | None, device: str = "auto",
             log: Log | None = stderr_log) -> dict[str, Any]:
-    """Train and test one run and write its record; returns the record."""
+    """Train and test one run; returns its record (the caller writes it)."""
     data = load_dataset(spec.dataset, data_root)
     mcfg, tcfg = spec.resolved()
     dev = resolve_device(device)
@@ -130,7 +130,6 @@ def run_one(spec: RunSpec, data_root: Path | None, device: str = "auto", directo
         "total_seconds": time.perf_counter() - t0, "peak_memory_mb": result.peak_memory_mb,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    write_atomic(record_path(spec, data_root, directory), record)
     return record
 
 
@@ -141,16 +140,26 @@ def load_record(spec: RunSpec, data_root: Path | None, directory: Path | None = 
     return json.loads(path.read_text())
 
 
-def _worker(spec: RunSpec, data_root: Path | None, device: str, directory: Path | None,
-            threads: int, verbose: bool) -> dict[str, Any]:
+def _worker(spec: RunSpec, data_root: Path | None, device: str, threads: int, verbose: bool) -> dict[str, Any]:
     torch.set_num_threads(threads)
-    return run_one(spec, data_root, device, directory, stderr_log if verbose else None)
+    return run_one(spec, data_root, device, stderr_log if verbose else None)
+
+
+def existing(specs: Iterable[RunSpec], data_root: Path | None, directory: Path | None = None) -> list[dict[str, Any]]:
+    """The records already written for ``specs`` (missing ones left out); trains nothing."""
+    return [r for r in (load_record(s, data_root, directory) for s in specs) if r is not None]
 
 
 def execute(specs: Iterable[RunSpec], data_root: Path | None, device: str = "auto", jobs: int = 1,
             force: bool = False, directory: Path | None = None, verbose: bool = True,
-            progress: Callable[[str], None] = stderr_log) -> list[dict[str, Any]]:
-    """Run every spec whose record is missing (all with ``force``); return every record, in order."""
+            progress: Callable[[str], None] = stderr_log, backend: str = "loky",
+            scheduler: str | None = None) -> list[dict[str, Any]]:
+    """Run every spec whose record is missing (all with ``force``); return every record, in order.
+
+    ``backend="loky"`` runs ``jobs`` local processes; ``backend="dask"`` hands the runs to the
+    Dask cluster at ``scheduler`` (``dask.distributed`` must be installed). Records are written
+    here, by the driver, as each run comes back.
+    """
     specs = list({json.dumps(asdict(s), sort_keys=True, default=dict): s for s in specs}.values())
     todo = [s for s in specs if force or load_record(s, data_root, directory) is None]
     done_before = len(specs) - len(todo)
@@ -159,17 +168,29 @@ def execute(specs: Iterable[RunSpec], data_root: Path | None, device: str = "aut
     if todo:
         threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
         t0 = time.perf_counter()
-        if jobs <= 1:
-            results = (_worker(s, data_root, device, directory, torch.get_num_threads(), verbose) for s in todo)
+        client = None
+        if backend == "dask":
+            from dask.distributed import Client  # optional dependency: the `dask` extra
+            client = Client(scheduler) if scheduler else Client(processes=False)
+            futures = client.map(_worker, todo, [data_root] * len(todo), [device] * len(todo),
+                                 [threads] * len(todo), [verbose] * len(todo), pure=False)
+            from dask.distributed import as_completed
+            results: Iterable[dict[str, Any]] = (f.result() for f in as_completed(futures))
+        elif jobs <= 1:
+            results = (_worker(s, data_root, device, torch.get_num_threads(), verbose) for s in todo)
         else:
             from joblib import Parallel, delayed
             results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(_worker)(s, data_root, device, directory, threads, verbose) for s in todo)
+                delayed(_worker)(s, data_root, device, threads, verbose) for s in todo)
+        by_key = {s.key(data_root): s for s in todo}
         for n, rec in enumerate(results, start=1):
+            write_atomic(record_path(by_key[rec["key"]], data_root, directory), rec)
             el = time.perf_counter() - t0
             progress(f"runs {n}/{len(todo)} done ({rec['spec']['dataset']}/{rec['spec']['model']} "
                      f"seed {rec['spec']['seed']}: test recall@20 {rec['test']['recall@20']:.4f}); "
                      f"{el:.0f}s elapsed, about {el / n * (len(todo) - n):.0f}s left")
+        if client is not None and scheduler:
+            client.close()
     out = []
     for s in specs:
         rec = load_record(s, data_root, directory)

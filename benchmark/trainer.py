@@ -60,6 +60,30 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def run_epoch(model: Recommender, data: Dataset, opt: torch.optim.Optimizer, cfg: TrainConfig,
+              keys: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    """One pass over every training pair (fresh order, fresh negatives); mean of each loss term."""
+    device = model.device
+    users, pos = epoch_pairs(data.train, rng)
+    neg = sample_negatives(users, keys, data.n_items, cfg.n_negatives, rng)
+    if cfg.n_negatives == 1:
+        neg = neg[:, 0]
+    sums: dict[str, float] = {}
+    n_batches = 0
+    for s in range(0, len(users), cfg.batch_size):
+        batch = Batch(torch.from_numpy(users[s:s + cfg.batch_size]),
+                      torch.from_numpy(pos[s:s + cfg.batch_size]),
+                      torch.from_numpy(neg[s:s + cfg.batch_size])).to(device)
+        terms = model.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        n_batches += 1
+    return {k: v / n_batches for k, v in sums.items()}
+
+
 def train(model: Recommender, data: Dataset, cfg: TrainConfig, seed: int,
           mask_valid_at_test: bool = False, log: Log | None = stderr_log, label: str = "") -> TrainResult:
     device = model.device
@@ -79,25 +103,8 @@ def train(model: Recommender, data: Dataset, cfg: TrainConfig, seed: int,
         t0 = time.perf_counter()
         model.train()
         model.start_epoch(epoch)
-        users, pos = epoch_pairs(data.train, rng)
-        neg = sample_negatives(users, keys, data.n_items, cfg.n_negatives, rng)
-        if cfg.n_negatives == 1:
-            neg = neg[:, 0]
-        sums: dict[str, float] = {}
-        n_batches = 0
-        for s in range(0, len(users), cfg.batch_size):
-            batch = Batch(torch.from_numpy(users[s:s + cfg.batch_size]),
-                          torch.from_numpy(pos[s:s + cfg.batch_size]),
-                          torch.from_numpy(neg[s:s + cfg.batch_size])).to(device)
-            terms = model.loss(batch)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            opt.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            n_batches += 1
+        row: dict[str, float] = {"epoch": epoch, **run_epoch(model, data, opt, cfg, keys, rng)}
         sched.step()
-        row: dict[str, float] = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()}}
         if not math.isfinite(row["loss"]):
             raise FloatingPointError(f"{label}: loss became {row['loss']} at epoch {epoch}")
         train_time += time.perf_counter() - t0

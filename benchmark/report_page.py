@@ -1,0 +1,85 @@
+"""``results/REPORT.md``: one page embedding the tables and figures, with data, protocol, seeds,
+hardware, time, and a provenance line per model, all taken from the run records."""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from . import paper
+from .paths import ROOT, figures_dir, results_dir
+from .registry import get_model
+
+PROTOCOL = """\
+- One shared loop for every model: each training pair once per epoch in a fresh order, one
+  uniform negative per positive (redrawn if a training item), Adam; validation Recall@20 after
+  every epoch, early stop after `patience` validations without gain (MMIL: not before epoch 30),
+  best state restored, the test split read once at the end.
+- Full ranking over all items for every user with test items, training items masked (valid
+  items too where a record says `mask_valid_at_test`); NDCG with IDCG over min(|relevant|, K).
+- Hyper-parameters: each model's source defaults, or the configuration chosen on the validation
+  split by `run_all.py --tune` (listed below when used). Cells are mean ± std over seeds."""
+
+
+def _strip_title(md: str) -> str:
+    return "\n".join(l for l in md.splitlines() if not l.startswith("# "))
+
+
+def _provenance(records: list[dict[str, Any]]) -> list[str]:
+    lines = ["| model | dataset | ours recall@20 | paper recall@20 | deviations |", "|---|---|---|---|---|"]
+    seen: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        seen.setdefault((r["spec"]["model"], r["spec"]["dataset"]), []).append(r["test"]["recall@20"])
+    for (model, dataset), vals in sorted(seen.items()):
+        try:
+            src = Path(inspect.getsourcefile(get_model(model)) or "").resolve().relative_to(ROOT)
+        except (ValueError, TypeError, KeyError):
+            src = Path("?")
+        theirs = paper.paper_value(paper.TABLE2, dataset, model, "recall@20")
+        lines.append(f"| {model} | {dataset} | {sum(vals) / len(vals):.4f} | "
+                     f"{'n/a' if theirs is None else f'{theirs:.4f}'} | see the docstring of `{src}` |")
+    return lines
+
+
+def write_report(records: list[dict[str, Any]], commands: list[str], wall_seconds: float) -> Path:
+    res = results_dir()
+    out = ["# MMIL benchmark report", "",
+           "Every number and figure here was rendered from the run records in `results/runs/` by the "
+           "committed code; the commands below reproduce them.", "", "## Commands", ""]
+    out += [f"    {c}" for c in commands] + [""]
+    datasets: dict[str, dict[str, Any]] = {r["spec"]["dataset"]: r["dataset"] for r in records}
+    out += ["## Data", "", "| dataset | kind | users | items | train / valid / test | modalities |", "|---|---|---|---|---|---|"]
+    for name, d in datasets.items():
+        kind = "synthetic (embedded generator)" if d["synthetic"] else (
+            "real, interaction-only" if d["modalities"] == "none" else "real")
+        out.append(f"| {name} | {kind} | {d['users']} | {d['items']} | {d['train']} / {d['valid']} / {d['test']} "
+                   f"| {d['modalities']} |")
+    seeds = sorted({r["spec"]["seed"] for r in records})
+    hardware = sorted({r["hardware"] + f" ({r['device']})" for r in records})
+    total = sum(r["total_seconds"] for r in records)
+    out += ["", "## Protocol", "", PROTOCOL, "",
+            f"Seeds: {', '.join(map(str, seeds))}. Hardware: {'; '.join(hardware)}. "
+            f"{len(records)} runs, {total / 60:.1f} min of training and evaluation in all"
+            + (f"; this invocation took {wall_seconds / 60:.1f} min." if wall_seconds else "."), ""]
+    tuned = {(r["spec"]["dataset"], r["spec"]["model"]): r["spec"]["config"] for r in records
+             if r["spec"]["config"] and r["spec"]["model"] != "mmil"}
+    if tuned:
+        out += ["Configurations chosen on validation (`--tune`):", ""]
+        out += [f"- {d} / {m}: `{c}`" for (d, m), c in sorted(tuned.items())] + [""]
+    for stem, title in (("table2", "Table 2"), ("table3", "Table 3")):
+        p = res / f"{stem}.md"
+        if p.is_file():
+            out += [f"## {title}", "", _strip_title(p.read_text()), ""]
+    for fig in (2, 3, 4):
+        png = figures_dir() / f"figure{fig}.png"
+        if png.is_file():
+            out += [f"## Figure {fig}", "", f"![Figure {fig}](../figures/figure{fig}.png)", ""]
+    out += ["## Provenance", "", "The paper's numbers that are known are in `benchmark/paper.py` with "
+            "their source; `n/a` means the paper's table was not available to us.", ""]
+    out += _provenance([r for r in records if r["spec"]["model"] != "mmil" or not r["spec"]["config"]])
+    path = res / "REPORT.md"
+    res.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".REPORT.md.tmp")
+    tmp.write_text("\n".join(out) + "\n")
+    tmp.replace(path)
+    return path

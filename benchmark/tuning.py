@@ -1,0 +1,63 @@
+"""Hyper-parameter search that cannot see the test split.
+
+A model declares its grid as the class attribute ``grid`` (name -> values, from its source's
+published search). `tune_specs` lists one run per grid point; `select` picks the configuration
+with the best *validation* metric of the restored best epoch (the record's ``valid`` block; the
+``test`` block is never read); `save_choice` stores it in ``results/tuned.json``, where the
+Table 2 runs pick it up.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from .paths import results_dir
+from .registry import get_model
+from .runs import RunSpec, write_atomic
+
+
+def grid_of(model: str) -> dict[str, list[Any]]:
+    grid = getattr(get_model(model), "grid", None)
+    if not grid:
+        raise ValueError(f"model {model!r} declares no hyper-parameter grid (class attribute `grid`)")
+    return dict(grid)
+
+
+def tune_specs(model: str, datasets: Iterable[str], seeds: Iterable[int] = (0,),
+               epochs: int | None = None) -> list[RunSpec]:
+    grid = grid_of(model)
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    return [RunSpec(d, model, s, config=p, epochs=epochs) for d in datasets for p in points for s in seeds]
+
+
+def select(records: list[dict[str, Any]], metric: str = "recall@20") -> tuple[dict[str, Any], float]:
+    """The grid point with the best mean validation ``metric`` over its seeds."""
+    by_point: dict[str, list[float]] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    for r in records:
+        key = json.dumps(r["spec"]["config"], sort_keys=True)
+        by_point.setdefault(key, []).append(r["valid"][metric])
+        configs[key] = r["spec"]["config"]
+    best = max(by_point, key=lambda k: sum(by_point[k]) / len(by_point[k]))
+    return configs[best], sum(by_point[best]) / len(by_point[best])
+
+
+def tuned_path() -> Path:
+    return results_dir() / "tuned.json"
+
+
+def load_choices() -> dict[tuple[str, str], dict[str, Any]]:
+    path = tuned_path()
+    if not path.is_file():
+        return {}
+    raw = json.loads(path.read_text())
+    return {(d, m): entry["config"] for d, models in raw.items() for m, entry in models.items()}
+
+
+def save_choice(dataset: str, model: str, config: dict[str, Any], valid: float, n_points: int) -> None:
+    path = tuned_path()
+    raw = json.loads(path.read_text()) if path.is_file() else {}
+    raw.setdefault(dataset, {})[model] = {"config": config, "valid_recall@20": valid, "grid_points": n_points}
+    write_atomic(path, raw)

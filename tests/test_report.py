@@ -1,0 +1,115 @@
+"""Artefacts from hand-made records: table cells, best marking, improvement row, p-values;
+the significance test on constructed data; figures; --report trains nothing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import experiments, report
+from benchmark.significance import compare, paired_pvalue
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def record(dataset: str, model: str, seed: int, recall: float, per_user: list[float]) -> dict[str, Any]:
+    return {"spec": {"dataset": dataset, "model": model, "seed": seed, "config": {}},
+            "dataset": {"synthetic": True}, "epochs_capped": False, "seconds_per_epoch": 1.0,
+            "model": {"variant": model},
+            "test": {"recall@20": recall, "precision@20": recall / 10, "ndcg@20": recall / 2},
+            "test_per_user": {"recall@20": per_user, "ndcg@20": [x / 2 for x in per_user]}}
+
+
+def test_table_cells_best_and_improvement() -> None:
+    recs = [record("toy", "lightgcn", 0, 0.10, [0.1, 0.1]), record("toy", "lightgcn", 1, 0.12, [0.1, 0.14]),
+            record("toy", "mmil", 0, 0.15, [0.2, 0.1]), record("toy", "mmil", 1, 0.13, [0.1, 0.16])]
+    df = experiments.table2_frame(recs)
+    row = df[df.model == "mmil"].iloc[0]
+    assert row["recall@20"] == pytest.approx(0.14)
+    assert row["recall@20_std"] == pytest.approx(np.std([0.15, 0.13], ddof=1))
+    md = report.markdown_table(df, "model", experiments.TABLE2_METRICS, "T", focus="mmil")
+    assert "**0.1400 ± 0.0141**" in md                      # best in bold, mean ± std
+    assert "0.1100 ± 0.0141" in md and "**0.1100" not in md
+    assert "+27.27% vs lightgcn" in md                       # (0.14 - 0.11) / 0.11
+    tex = report.latex_table(df, "model", experiments.TABLE2_METRICS, "T", focus="mmil")
+    assert r"\textbf{0.1400 $\pm$ 0.0141}" in tex and r"+27.27\%" in tex
+
+
+def test_paper_value_and_relative_difference() -> None:
+    assert report.paper_cell(0.0735, 0.0700) == "0.0700 (+5.0%)"
+    assert report.paper_cell(0.07, None) == "n/a"
+
+
+def test_paired_test_known_answers() -> None:
+    a = np.array([1.0, 2.0, 3.0, 4.0])
+    b = a - np.array([0.1, 0.2, 0.1, 0.2])    # mean diff 0.15, sd 0.0577: t = 5.196, df 3
+    assert paired_pvalue(a, b) == pytest.approx(0.01385, rel=1e-3)
+    assert np.isnan(paired_pvalue(a, a))
+    assert paired_pvalue(a, a - 1) == 0.0                    # a constant gain is certain
+    with pytest.raises(ValueError):
+        paired_pvalue(a, a[:3])
+
+
+def test_compare_pairs_users_and_seeds() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(200)
+    recs_a = [record("toy", "a", s, 0.2 + s / 100, list(base + 0.05)) for s in range(3)]
+    recs_b = [record("toy", "b", s, 0.1 + s / 100, list(base)) for s in range(3)]
+    p = compare(recs_a, recs_b)
+    assert p["p_users"] == 0.0 and p["p_seeds"] == 0.0 and p["n_seeds"] == 3
+    noise = [record("toy", "c", s, 0.1 + s / 100, list(base + rng.normal(0, 0.3, 200))) for s in range(3)]
+    assert compare(noise, recs_b)["p_users"] > 0.01
+
+
+def test_figure_files(tmp_path: Path) -> None:
+    from benchmark.figures import draw
+    rows = [{"dataset": d, "parameter": p, "value": v, "recall@20": 0.1 + i / 100, "ndcg@20": 0.05,
+             "recall@20_std": 0.01, "ndcg@20_std": np.nan}
+            for d in ("a", "b") for p, grid in experiments.FIGURES[3] for i, v in enumerate(grid)]
+    paths = draw(3, pd.DataFrame(rows), tmp_path)
+    assert [p.name for p in paths] == ["figure3.png", "figure3.pdf"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def _driver(args: list[str], home: Path) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    env = {**os.environ, "MMIL_BENCH_HOME": str(home)}
+    return subprocess.run([sys.executable, str(ROOT / "run_all.py"), *args], capture_output=True, text=True,
+                          env=env, timeout=900)
+
+
+def test_figure_command_and_report_trains_nothing(tmp_path: Path) -> None:
+    args = ["--figure", "4", "--datasets", "synthetic-tiny", "--epochs", "1", "--quiet"]
+    res = _driver(args, tmp_path)
+    assert res.returncode == 0, res.stderr
+    for suffix in ("png", "pdf"):
+        assert (tmp_path / "figures" / f"figure4.{suffix}").stat().st_size > 1000
+    frame = pd.read_csv(tmp_path / "results" / "figure4.csv")
+    assert sorted(frame.value) == [16, 32, 64, 128, 256, 512]
+    runs = sorted(p.name for p in (tmp_path / "results" / "runs").iterdir())
+    (tmp_path / "figures" / "figure4.png").unlink()
+    res = _driver(["--report", "--datasets", "synthetic-tiny", "--epochs", "1"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "runs 1/" not in res.stderr and "epoch 1/" not in res.stderr
+    assert sorted(p.name for p in (tmp_path / "results" / "runs").iterdir()) == runs
+    assert (tmp_path / "figures" / "figure4.png").is_file()
+    assert "Figure 4" in (tmp_path / "results" / "REPORT.md").read_text()
+
+
+def test_tune_chooses_on_validation(tmp_path: Path) -> None:
+    res = _driver(["--tune", "bpr", "--datasets", "synthetic-tiny", "--epochs", "2", "--quiet"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    import json
+    chosen = json.loads((tmp_path / "results" / "tuned.json").read_text())["synthetic-tiny"]["bpr"]
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").iterdir()]
+    assert chosen["valid_recall@20"] == pytest.approx(max(r["valid"]["recall@20"] for r in recs))
+    # the Table 2 run then uses the chosen configuration
+    res = _driver(["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2", "--quiet"],
+                  tmp_path)
+    assert res.returncode == 0
+    assert "already recorded" in res.stderr
