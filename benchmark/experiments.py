@@ -22,10 +22,15 @@ def table2_specs(datasets: Iterable[str], models: Iterable[str], seeds: Iterable
                  epochs: int | None = None, mask_valid_at_test: bool = False,
                  configs: dict[tuple[str, str], dict[str, Any]] | None = None) -> list[RunSpec]:
     """Every (dataset, model, seed) of Table 2; ``configs`` holds tuned overrides per (dataset, model)."""
+    from .tuning import split_point
     configs = configs or {}
-    return [RunSpec(d, m, s, config=configs.get((d, m), {}), epochs=epochs,
-                    mask_valid_at_test=mask_valid_at_test)
-            for d in datasets for m in models for s in seeds]
+    specs = []
+    for d in datasets:
+        for m in models:
+            config, train = split_point(configs.get((d, m), {}))
+            specs += [RunSpec(d, m, s, config=config, train=train, epochs=epochs,
+                              mask_valid_at_test=mask_valid_at_test) for s in seeds]
+    return specs
 
 
 ABLATION_METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable
 
+from .config import TrainConfig
 from .paths import results_dir
 from .registry import get_model
 from .runs import RunSpec, write_atomic
@@ -25,21 +27,31 @@ def grid_of(model: str) -> dict[str, list[Any]]:
     return dict(grid)
 
 
+def split_point(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A grid point's keys of the trainer (lr, ...) apart from the model's own."""
+    train_keys = {f.name for f in fields(TrainConfig)}
+    return ({k: v for k, v in point.items() if k not in train_keys},
+            {k: v for k, v in point.items() if k in train_keys})
+
+
 def tune_specs(model: str, datasets: Iterable[str], seeds: Iterable[int] = (0,),
                epochs: int | None = None) -> list[RunSpec]:
+    """One run per grid point; a grid may hold trainer keys (``lr``) beside the model's."""
     grid = grid_of(model)
-    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-    return [RunSpec(d, model, s, config=p, epochs=epochs) for d in datasets for p in points for s in seeds]
+    points = [split_point(dict(zip(grid, values))) for values in itertools.product(*grid.values())]
+    return [RunSpec(d, model, s, config=c, train=t, epochs=epochs) for d in datasets for c, t in points for s in seeds]
 
 
 def select(records: list[dict[str, Any]], metric: str = "recall@20") -> tuple[dict[str, Any], float]:
-    """The grid point with the best mean validation ``metric`` over its seeds."""
+    """The grid point (model and trainer overrides together) with the best mean validation
+    ``metric`` over its seeds."""
     by_point: dict[str, list[float]] = {}
     configs: dict[str, dict[str, Any]] = {}
     for r in records:
-        key = json.dumps(r["spec"]["config"], sort_keys=True)
+        point = {**r["spec"]["config"], **r["spec"]["train"]}
+        key = json.dumps(point, sort_keys=True)
         by_point.setdefault(key, []).append(r["valid"][metric])
-        configs[key] = r["spec"]["config"]
+        configs[key] = point
     best = max(by_point, key=lambda k: sum(by_point[k]) / len(by_point[k]))
     return configs[best], sum(by_point[best]) / len(by_point[best])
 
@@ -49,6 +61,7 @@ def tuned_path() -> Path:
 
 
 def load_choices() -> dict[tuple[str, str], dict[str, Any]]:
+    """(dataset, model) -> the chosen grid point (model and trainer keys together)."""
     path = tuned_path()
     if not path.is_file():
         return {}
