@@ -6,8 +6,8 @@
             (attn_scale="dot": (P W^m_q)(E^m_u W^m_k)^T / sqrt(d), the printed form)
     h_uk = Σ_m r_um V^m_uk                                                              (Eq. 11)
 
-Keys and values depend on the item only, so they are computed once per item per step
-(`IntentAttention.item_keys_values`) and gathered for each history position.
+The attention logits depend on the item only, so they are computed once per item per step
+(`IntentAttention.item_logits`) and shared by the main pass and both contrastive views.
 """
 from __future__ import annotations
 
@@ -46,7 +46,13 @@ class ModalityWeights(nn.Module):
 
 
 class IntentAttention(nn.Module):
-    """Per-modality attention of the K intent prototypes over a user's history items."""
+    """Per-modality attention of the K intent prototypes over a user's history items.
+
+    The logit of intent k for item j depends on the item only, so `item_logits` computes them
+    once per step for every item in play (K numbers per item); a pass then gathers K logits and
+    the item's embedding per history position, and applies W_v after the weighted sum
+    (``softmax(.) (E W_v) = (softmax(.) E) W_v``), so neither keys nor values are gathered.
+    """
 
     def __init__(self, dim: int, scale: str, temperature: float) -> None:
         super().__init__()
@@ -56,25 +62,19 @@ class IntentAttention(nn.Module):
         self.scale = scale
         self.temperature = temperature
 
-    def item_keys_values(self, e: Tensor) -> tuple[Tensor, Tensor]:
-        """Keys (normalised for the cosine form) and values of item embeddings e: (n, d)."""
-        k = self.w_k(e)
+    def item_logits(self, prototypes: Tensor, e: Tensor) -> Tensor:
+        """(n, K) attention logits of every intent for items with embeddings e: (n, d)."""
+        q, k = self.w_q(prototypes), self.w_k(e)
         if self.scale == "cos":
-            k = F.normalize(k, dim=-1)
-        return k, self.w_v(e)
+            return F.normalize(k, dim=-1) @ F.normalize(q, dim=-1).T / self.temperature
+        return k @ q.T / math.sqrt(q.shape[-1])
 
-    def forward(self, prototypes: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """prototypes (K, d); keys, values (B, L, d); mask (B, L) True where a real item.
-
-        Returns V (B, K, d) and the attention (B, K, L); a user with no item gets zeros.
-        """
-        q = self.w_q(prototypes)
-        if self.scale == "cos":
-            logits = torch.einsum("kd,bld->bkl", F.normalize(q, dim=-1), keys) / self.temperature
-        else:
-            logits = torch.einsum("kd,bld->bkl", q, keys) / math.sqrt(q.shape[-1])
+    def forward(self, logits: Tensor, e: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """logits (B, L, K) and embeddings e (B, L, d) gathered at the history positions; mask
+        (B, L) True where a real item. Returns V (B, K, d) and the attention (B, K, L); a user
+        with no item gets zeros."""
         m = mask.unsqueeze(1)
-        logits = logits.masked_fill(~m, -torch.inf)
+        logits = logits.transpose(1, 2).masked_fill(~m, -torch.inf)
         # an empty history would give softmax over nothing (NaN): its row of weights is zero instead
         attn = torch.softmax(logits.masked_fill(~m.any(-1, keepdim=True), 0.0), dim=-1) * m
-        return torch.einsum("bkl,bld->bkd", attn, values), attn
+        return self.w_v(torch.bmm(attn, e)), attn

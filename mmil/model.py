@@ -89,11 +89,12 @@ class MMIL(Recommender):
         return emb["c"] + (torch.stack(raw).mean(0) if raw else 0.0)
 
     def item_tables(self, items: Tensor) -> dict[str, Any]:
-        """Per-item quantities for ``items`` (unique ids): embeddings, keys and values."""
+        """Per-item quantities for ``items`` (unique ids): embeddings and attention logits."""
         emb = self.item_embeddings(items)
         tables: dict[str, Any] = {"emb": emb}
         if self.config.use_intents:
-            tables["kv"] = {m: att.item_keys_values(emb[m]) for m, att in self.attention.items()}
+            protos = self.intents.prototypes
+            tables["logits"] = {m: att.item_logits(protos, emb[m]) for m, att in self.attention.items()}
         return tables
 
     # ----- user side ---------------------------------------------------------------------
@@ -104,19 +105,15 @@ class MMIL(Recommender):
         e_u = self.user(users)
         w = mask.unsqueeze(-1).float()
         count = w.sum(1).clamp_min(1.0)
-        means = {m: (t[idx] * w).sum(1) / count for m, t in tables["emb"].items()}
+        gathered = {m: t[idx] for m, t in tables["emb"].items()}          # (B, L, d) each
+        means = {m: (g * w).sum(1) / count for m, g in gathered.items()}
         z = e_u + torch.stack([means[m] for m in self.modalities]).mean(0)
         out = {"z": z}
         if not cfg.use_intents:
             out["q"] = self.f_p(z) + e_u
             return out
         s, dist = self.intents.assign(z)
-        protos = self.intents.prototypes
-        per_mod = []
-        for m, att in self.attention.items():
-            keys, values = tables["kv"][m]
-            v, _ = att(protos, keys[idx], values[idx], mask)
-            per_mod.append(v)
+        per_mod = [att(tables["logits"][m][idx], gathered[m], mask)[0] for m, att in self.attention.items()]
         v = torch.stack(per_mod, dim=1)                                  # (B, |M|, K, d)
         if hasattr(self, "weights"):
             r = self.weights(torch.stack([means[m] for m in self.attention], dim=1))

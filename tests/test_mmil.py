@@ -49,9 +49,8 @@ def test_shapes_and_padding() -> None:
     enc = m.encode(users, hist.clamp_max(data.n_items - 1), mask, tables)
     assert torch.allclose(enc["s"].sum(1), torch.ones(8))
     assert enc["H"].shape == (8, m.config.n_intents, m.config.dim)
-    keys, values = tables["kv"]["c"]
-    v, attn = m.attention["c"](m.intents.prototypes, keys[hist.clamp_max(data.n_items - 1)],
-                               values[hist.clamp_max(data.n_items - 1)], mask)
+    idx = hist.clamp_max(data.n_items - 1)
+    v, attn = m.attention["c"](tables["logits"]["c"][idx], tables["emb"]["c"][idx], mask)
     assert v.shape == (8, m.config.n_intents, m.config.dim)
     assert (attn[~mask.unsqueeze(1).expand_as(attn)] == 0).all()
     assert torch.allclose(attn.sum(-1)[mask.any(1)], torch.ones(1))
