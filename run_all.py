@@ -44,6 +44,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     what.add_argument("--report", action="store_true",
                       help="re-render every artefact and REPORT.md from existing records; trains nothing")
     what.add_argument("--tune", metavar="MODEL", help="grid-search MODEL on validation, store the choice")
+    what.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="with --tune: this grid instead of the model's")
     what.add_argument("--list", action="store_true", help="list known datasets and models, then exit")
     how = p.add_argument_group("how")
     how.add_argument("--datasets", nargs="+", help="dataset names (default: the folders under --data-root "
@@ -133,7 +134,8 @@ def artefacts(args: argparse.Namespace, datasets: list[str], models: list[str]) 
 
 
 def run_tune(args: argparse.Namespace, datasets: list[str]) -> None:
-    specs = tuning.tune_specs(args.tune, datasets, args.seeds or [0], args.epochs)
+    grid = tuning.parse_grid(args.grid) if args.grid else None
+    specs = tuning.tune_specs(args.tune, datasets, args.seeds or [0], args.epochs, grid)
     print(f"tuning {args.tune}: {len(specs)} runs", file=sys.stderr)
     records = execute(specs, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet,
                       backend=args.backend, scheduler=args.scheduler)
@@ -142,6 +144,9 @@ def run_tune(args: argparse.Namespace, datasets: list[str]) -> None:
         config, valid = tuning.select([r for r in records if r["spec"]["dataset"] == d])
         tuning.save_choice(d, args.tune, config, valid, n_points)
         print(f"{d} / {args.tune}: chose {config} (valid recall@20 {valid:.4f}) -> {tuning.tuned_path()}")
+        for r in sorted((r for r in records if r["spec"]["dataset"] == d), key=lambda r: -r["valid"]["recall@20"]):
+            print(f"    valid recall@20 {r['valid']['recall@20']:.4f}  best epoch {r['best_epoch']:3d}  "
+                  f"{ {**r['spec']['config'], **r['spec']['train']} }")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,10 +34,31 @@ def split_point(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             {k: v for k, v in point.items() if k in train_keys})
 
 
+def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
+    """``["lr=1e-3,5e-4", "loss=bce,bpr"]`` -> a grid (numbers parsed as numbers)."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise ValueError(f"--grid takes KEY=V1,V2,...; got {item!r}")
+        grid[key] = [_value(v) for v in values.split(",")]
+    return grid
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 def tune_specs(model: str, datasets: Iterable[str], seeds: Iterable[int] = (0,),
-               epochs: int | None = None) -> list[RunSpec]:
-    """One run per grid point; a grid may hold trainer keys (``lr``) beside the model's."""
-    grid = grid_of(model)
+               epochs: int | None = None, grid: dict[str, list[Any]] | None = None) -> list[RunSpec]:
+    """One run per grid point (the model's own grid unless ``grid`` is given); a grid may hold
+    trainer keys (``lr``) beside the model's."""
+    grid = grid or grid_of(model)
     points = [split_point(dict(zip(grid, values))) for values in itertools.product(*grid.values())]
     return [RunSpec(d, model, s, config=c, train=t, epochs=epochs) for d in datasets for c, t in points for s in seeds]
 
