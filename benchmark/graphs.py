@@ -77,6 +77,12 @@ class _SpMM(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.a_t, grad)
 
 
+def symmetric_spmm(a: Tensor, x: Tensor) -> Tensor:
+    """``a @ x`` for a symmetric sparse ``a`` built on the fly (an edge-dropout view, say): the
+    backward multiplies by ``a`` again instead of transposing it."""
+    return _SpMM.apply(a, a, x)
+
+
 def transpose_csr(a: Tensor) -> Tensor:
     return a.to_sparse_coo().t().coalesce().to_sparse_csr()
 
