@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from benchmark import losses
 from benchmark.data import Dataset
-from benchmark.model import Batch, Recommender
+from benchmark.model import Batch, Recommender, id_embeddings
 from benchmark.registry import register
 
 
@@ -27,10 +27,7 @@ class BPRMF(Recommender):
 
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config)
-        self.user = nn.Embedding(data.n_users, config.dim)
-        self.item = nn.Embedding(data.n_items, config.dim)
-        nn.init.xavier_uniform_(self.user.weight)
-        nn.init.xavier_uniform_(self.item.weight)
+        self.user, self.item = id_embeddings(data.n_users, data.n_items, config.dim)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         u, i, j = self.user(batch.users), self.item(batch.pos), self.item(batch.neg)

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from benchmark import losses
 from benchmark.data import Dataset
 from benchmark.graphs import propagate, sym_normalise_sparse
-from benchmark.model import Batch
+from benchmark.model import Batch, id_embeddings
 from benchmark.registry import register
 
 from ._item_graphs import ItemGraphRecommender, combine, spmm
@@ -75,10 +75,7 @@ class LATTICE(ItemGraphRecommender):
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config, feat_dim=config.dim, knn_k=config.knn_k,
                          train_raw_features=config.train_raw_features)
-        self.user = nn.Embedding(data.n_users, config.dim)
-        self.item = nn.Embedding(data.n_items, config.dim)
-        nn.init.xavier_uniform_(self.user.weight)
-        nn.init.xavier_uniform_(self.item.weight)
+        self.user, self.item = id_embeddings(data.n_users, data.n_items, config.dim)
         m = len(self.modalities)
         self.modal_weight = nn.Parameter(torch.full((m,), 1.0 / m))
 

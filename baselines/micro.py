@@ -46,12 +46,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from benchmark import losses
 from benchmark.data import Dataset
 from benchmark.graphs import propagate, sym_normalise_sparse
-from benchmark.model import Batch
+from benchmark.model import Batch, id_embeddings
 from benchmark.registry import register
 
 from ._item_graphs import ItemGraphRecommender, ModalityAttention, chunked_contrastive, combine, spmm
@@ -78,10 +78,7 @@ class MICRO(ItemGraphRecommender):
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config, feat_dim=config.dim, knn_k=config.knn_k,
                          train_raw_features=config.train_raw_features)
-        self.user = nn.Embedding(data.n_users, config.dim)
-        self.item = nn.Embedding(data.n_items, config.dim)
-        nn.init.xavier_uniform_(self.user.weight)
-        nn.init.xavier_uniform_(self.item.weight)
+        self.user, self.item = id_embeddings(data.n_users, data.n_items, config.dim)
         self.attention = ModalityAttention(config.dim)
 
     def build_item_graphs(self) -> dict[str, Tensor]:

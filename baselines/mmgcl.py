@@ -71,8 +71,10 @@ from torch import Tensor, nn
 from benchmark import losses
 from benchmark.data import Dataset
 from benchmark.graphs import normalised_adjacency, symmetric_spmm
-from benchmark.model import Batch, Recommender
+from benchmark.model import Batch, Recommender, id_embeddings
 from benchmark.registry import register
+
+from ._modal_branches import modal_projections
 
 
 def training_edge_list(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,17 +117,8 @@ class MMGCL(Recommender):
                              f"weight per modality of {list(self.modalities)}")
         self.register_buffer("mask_p", torch.tensor(probs, dtype=torch.float32) / sum(probs),
                              persistent=False)
-        self.user = nn.Embedding(data.n_users, d)
-        self.item = nn.Embedding(data.n_items, d)
-        nn.init.xavier_uniform_(self.user.weight)
-        nn.init.xavier_uniform_(self.item.weight)
-        self.dense = nn.ModuleDict()
-        for m in self.modalities:
-            x = torch.tensor(data.features[m], dtype=torch.float32)
-            x.div_(x.norm(dim=1, keepdim=True).clamp_min(1e-12))  # one copy of the read-only array
-            self.register_buffer(f"feat_{m}", x, persistent=False)
-            self.dense[m] = nn.Linear(x.shape[1], d)
-            nn.init.xavier_uniform_(self.dense[m].weight)
+        self.user, self.item = id_embeddings(data.n_users, data.n_items, d)
+        self.dense = modal_projections(self, data, d)
         width = (1 + len(self.modalities)) * d
         self.read_user = nn.Linear(width, d)
         self.read_item = nn.Linear(width, d)

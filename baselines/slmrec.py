@@ -53,8 +53,10 @@ from torch import Tensor, nn
 from benchmark import losses
 from benchmark.data import Dataset
 from benchmark.graphs import normalised_adjacency, symmetric_spmm
-from benchmark.model import Batch, Recommender
+from benchmark.model import Batch, Recommender, id_embeddings
 from benchmark.registry import register
+
+from ._modal_branches import modal_projections
 
 # the source's fine-to-coarse order of the modalities in the FAC chain
 FAC_ORDER = ("v", "a", "t")
@@ -84,17 +86,8 @@ class SLMRec(Recommender):
             raise ValueError(f"slmrec: ssl_task must be one of {SSL_TASKS}, got {config.ssl_task!r}")
         d = config.dim
         self.modalities = data.modalities
-        self.user = nn.Embedding(data.n_users, d)
-        self.item = nn.Embedding(data.n_items, d)
-        nn.init.xavier_uniform_(self.user.weight)
-        nn.init.xavier_uniform_(self.item.weight)
-        self.dense = nn.ModuleDict()
-        for m in self.modalities:
-            x = torch.tensor(data.features[m], dtype=torch.float32)
-            x.div_(x.norm(dim=1, keepdim=True).clamp_min(1e-12))  # one copy of the read-only array
-            self.register_buffer(f"feat_{m}", x, persistent=False)
-            self.dense[m] = nn.Linear(x.shape[1], d)
-            nn.init.xavier_uniform_(self.dense[m].weight)
+        self.user, self.item = id_embeddings(data.n_users, data.n_items, d)
+        self.dense = modal_projections(self, data, d)
         n_branches = 1 + len(self.modalities)
         self.fuse_user = nn.Linear(n_branches * d, d)
         self.fuse_item = nn.Linear(n_branches * d, d)

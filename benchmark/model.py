@@ -76,5 +76,13 @@ class Recommender(nn.Module):
         return next(self.parameters()).device
 
 
+def id_embeddings(n_users: int, n_items: int, dim: int) -> tuple[nn.Embedding, nn.Embedding]:
+    """User and item ID tables, xavier-uniform (the init most sources use)."""
+    user, item = nn.Embedding(n_users, dim), nn.Embedding(n_items, dim)
+    nn.init.xavier_uniform_(user.weight)
+    nn.init.xavier_uniform_(item.weight)
+    return user, item
+
+
 def modality_names(codes: tuple[str, ...]) -> list[str]:
     return [MODALITIES[c] for c in codes]

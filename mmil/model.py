@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from benchmark import losses
 from benchmark.data import Dataset
-from benchmark.model import Batch, Recommender
+from benchmark.model import Batch, Recommender, id_embeddings
 from benchmark.registry import register
 
 from .config import TRAIN_DEFAULTS, MMILConfig, check
@@ -58,10 +58,7 @@ class MMIL(Recommender):
         for m in self.raw:
             x = F.normalize(torch.from_numpy(np.array(data.features[m])), dim=1)
             self.register_buffer(f"feat_{m}", x, persistent=False)
-        self.user = nn.Embedding(data.n_users, d)
-        self.item = nn.Embedding(data.n_items, d)
-        nn.init.xavier_uniform_(self.user.weight)
-        nn.init.xavier_uniform_(self.item.weight)
+        self.user, self.item = id_embeddings(data.n_users, data.n_items, d)
         self.encoders = nn.ModuleDict({m: ModalEncoder(data.features[m].shape[1], d, config.dropout)
                                        for m in self.raw})
         self.f_p = nn.Sequential(nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d))

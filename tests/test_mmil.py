@@ -11,7 +11,6 @@ from benchmark.model import Batch
 from benchmark.trainer import seed_everything, train
 from mmil import VARIANTS, MMIL, MMILConfig
 from mmil.intents import IntentLearner
-from mmil.modal import IntentAttention
 from mmil.views import bernoulli_view, multi_intent_infonce
 
 import numpy as np

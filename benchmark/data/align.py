@@ -17,14 +17,13 @@ the split uses are allowed (the other preprocessing may have kept more items) an
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .checks import int_column, require_file
+from .checks import int_column, read_tsv, require_file
 from .errors import DataError
 
 ID_COLUMN = "itemID"
@@ -33,13 +32,7 @@ ID_COLUMN = "itemID"
 def read_key_map(path: Path) -> np.ndarray:
     """The key of each item id 0..n-1 from a two-column TSV with a header naming ``itemID``."""
     path = Path(path)
-    require_file(path)
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
-    except pd.errors.ParserError as e:
-        raise DataError(path, f"wrong number of columns ({e})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(path, "the file is empty") from None
+    df = read_tsv(path)
     if ID_COLUMN not in df.columns or df.shape[1] != 2:
         raise DataError(path, f"expected two tab-separated columns, one named {ID_COLUMN!r} and the key; "
                               f"the header has {list(df.columns)}", 1)

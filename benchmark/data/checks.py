@@ -70,3 +70,15 @@ def load_feature(path: Path, n_items: int) -> np.ndarray:
 def users_present(split_users: np.ndarray, path: Path, split: str) -> None:
     if split_users.size == 0:
         raise DataError(path, f"the {split} split has no users")
+
+
+def read_tsv(path: Path) -> "pd.DataFrame":
+    """A tab-separated file with a header, every cell as a string; clear errors on bad shape."""
+    import csv
+    require_file(path)
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+    except pd.errors.ParserError as e:
+        raise DataError(path, f"wrong number of columns ({e})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "the file is empty") from None

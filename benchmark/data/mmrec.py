@@ -8,13 +8,12 @@ there are features (an item id beyond it is an error), else the largest item id 
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .checks import ids_in_range, int_column, load_feature, no_duplicates, require_file, users_present
+from .checks import ids_in_range, int_column, load_feature, no_duplicates, read_tsv, users_present
 from .dataset import Dataset, from_triples
 from .errors import DataError
 
@@ -32,13 +31,7 @@ def find_inter(folder: Path) -> Path:
 
 
 def read_inter(path: Path) -> pd.DataFrame:
-    require_file(path)
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
-    except pd.errors.ParserError as e:
-        raise DataError(path, f"wrong number of columns ({e})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(path, "the file is empty") from None
+    df = read_tsv(path)
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise DataError(path, f"header lacks column(s) {missing}; it has {list(df.columns)}", 1)
