@@ -16,7 +16,6 @@ command resumes when started again); tables to results/, figures to figures/.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -75,8 +74,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 @dataclass
 class Artefact:
     name: str
+    flag: str
     specs: list[RunSpec]
     render: Callable[[list[dict[str, Any]]], None]
+
+    def command(self, records: list[dict[str, Any]], data_root: Path) -> str:
+        """The driver command that reproduces this artefact from scratch, read off its records."""
+        datasets = list(dict.fromkeys(r["spec"]["dataset"] for r in records))
+        seeds = sorted({r["spec"]["seed"] for r in records})
+        caps = sorted({r["spec"]["epochs"] for r in records if r["spec"]["epochs"] is not None})
+        real = [d for d in datasets if not any(r["dataset"]["synthetic"] for r in records if r["spec"]["dataset"] == d)]
+        return " ".join(["python run_all.py", self.flag, "--datasets", *datasets, "--seeds", *map(str, seeds)]
+                        + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
+                        + (["--data-root", str(data_root)] if real else []))
 
 
 def emit(df, md: str, stem: str, tex: str | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -120,15 +130,15 @@ def artefacts(args: argparse.Namespace, datasets: list[str], models: list[str]) 
     tuned = tuning.load_choices()
     out = []
     if args.table == 2 or every:
-        out.append(Artefact("Table 2", experiments.table2_specs(
+        out.append(Artefact("Table 2", "--table 2", experiments.table2_specs(
             datasets, models, args.seeds or [0], args.epochs, args.mask_valid_at_test, tuned), render_table2))
     if args.ablation or every:
         from mmil import VARIANTS
-        out.append(Artefact("Table 3", experiments.ablation_specs(
+        out.append(Artefact("Table 3", "--ablation", experiments.ablation_specs(
             datasets, VARIANTS, args.seeds or [0, 1, 2], args.epochs, args.mask_valid_at_test), render_table3))
     figures = sorted(set(args.figure or []) | ({2, 3, 4} if args.sensitivity or every else set()))
     for fig in figures:
-        out.append(Artefact(f"Figure {fig}", experiments.sensitivity_specs(fig, datasets, args.seeds or [0], args.epochs),
+        out.append(Artefact(f"Figure {fig}", f"--figure {fig}", experiments.sensitivity_specs(fig, datasets, args.seeds or [0], args.epochs),
                             render_figure(fig)))
     return out
 
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(" + ".join(f"{a.name}: {len(a.specs)} runs" for a in arts), file=sys.stderr)
         execute(union, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet,
                 backend=args.backend, scheduler=args.scheduler)
-    all_records = []
+    all_records, commands = [], []
     for a in arts:
         records = existing(a.specs, args.data_root)
         if len(records) < len(a.specs):
@@ -183,12 +193,12 @@ def main(argv: list[str] | None = None) -> int:
                   "rendering the rest", file=sys.stderr)
         if records:
             a.render(records)
+            commands.append(a.command(records, args.data_root))
         all_records += records
     if args.all or args.report:
         from benchmark.report_page import write_report
         unique = list({r["key"]: r for r in all_records}.values())
-        command = "python run_all.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        path = write_report(unique, [command], time.perf_counter() - t0 if not args.report else 0.0)
+        path = write_report(unique, commands, time.perf_counter() - t0 if not args.report else 0.0)
         print(f"wrote {path}", file=sys.stderr)
     print(f"total {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return 0
