@@ -118,7 +118,7 @@ def render_figure(figure: int) -> Callable[[list[dict[str, Any]]], None]:
     def render(records: list[dict[str, Any]]) -> None:
         from benchmark.figures import draw
         frame = experiments.sensitivity_frame(figure, records)
-        report.write_table(frame, f"# Figure {figure} data\n\n" + frame.to_csv(index=False), results_dir() / f"figure{figure}")
+        report.write_table(frame, None, results_dir() / f"figure{figure}")
         syn = any(r["dataset"]["synthetic"] for r in records)
         for p in draw(figure, frame, figures_dir(), "synthetic data" if syn else ""):
             print(f"wrote {p}", file=sys.stderr)

@@ -58,7 +58,7 @@ from torch import Tensor, nn
 
 from benchmark import losses
 from benchmark.data import Dataset
-from benchmark.model import Batch, Recommender
+from benchmark.model import Batch, DotProductRecommender
 from benchmark.registry import register
 
 
@@ -83,7 +83,7 @@ def aggregate(x: Tensor, src: Tensor, dst: Tensor, weight: Tensor, n: int) -> Te
 
 
 @register("grcn")
-class GRCN(Recommender):
+class GRCN(DotProductRecommender):
     requires_features = True
     # official README (TikTok: lr 1e-4, reg 1e-3; Kwai reg 0.1, MovieLens 1e-4); no Adam weight decay
     train_defaults = {"lr": 1e-4, "batch_size": 1024, "weight_decay": 0.0}
@@ -122,7 +122,6 @@ class GRCN(Recommender):
         self.register_buffer("edge_item", items, persistent=False)
         self.register_buffer("src", torch.cat([users, n_u + items]), persistent=False)
         self.register_buffer("dst", torch.cat([n_u + items, users]), persistent=False)
-        self._cache: Tensor | None = None
 
     # ----- forward pieces ------------------------------------------------------------------
     def route(self, m: str) -> tuple[Tensor, Tensor]:
@@ -163,7 +162,8 @@ class GRCN(Recommender):
         w = (alphas * self.confidence.index_select(0, self.src)).amax(dim=1)
         return F.relu(w) if self.config.pruning else w
 
-    def forward(self) -> Tensor:
+    def nodes(self) -> Tensor:
+        """The final (U+I) x d' node table."""
         reps, alphas = zip(*(self.refine(m) for m in self.modalities))
         w = self.edge_weights(torch.stack(alphas, dim=1))
         n = self.n_users + self.n_items
@@ -173,23 +173,19 @@ class GRCN(Recommender):
         return torch.cat([x0 + x1 + x2, *reps], dim=1)
 
     # ----- contract ------------------------------------------------------------------------
+    def forward(self) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        z = self.nodes()
+        return z[: self.n_users], z[self.n_users:]
+
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        z = self.forward()
-        n_u = self.n_users
-        u, i, j = z[batch.users], z[n_u + batch.pos], z[n_u + batch.neg]
+        users, items = self.forward()
+        u, i, j = users[batch.users], items[batch.pos], items[batch.neg]
         rank = losses.bpr_dot(u, i, j)
-        items = n_u + torch.cat([batch.pos.reshape(-1), batch.neg.reshape(-1)])
-        reg = losses.mean_sq(self.id_embedding[batch.users], self.id_embedding[items],
+        item_rows = self.n_users + torch.cat([batch.pos.reshape(-1), batch.neg.reshape(-1)])
+        reg = losses.mean_sq(self.id_embedding[batch.users], self.id_embedding[item_rows],
                              *(self.preference[m][batch.users] for m in self.modalities))
         reg = self.config.reg_weight * reg
         return {"loss": rank + reg, "bpr": rank, "reg": reg}
-
-    def prepare_scoring(self) -> None:
-        self._cache = self.forward()
-
-    def score(self, users: Tensor) -> Tensor:
-        z = self._cache if self._cache is not None else self.forward()
-        return z[users] @ z[self.n_users:].T
 
     def describe(self) -> dict[str, object]:
         return {"modalities": list(self.modalities), "pruning": self.config.pruning,

@@ -18,12 +18,12 @@ from torch import Tensor, nn
 from benchmark import losses
 from benchmark.data import Dataset
 from benchmark.graphs import adjacency_operator, propagate
-from benchmark.model import Batch, Recommender
+from benchmark.model import Batch, DotProductRecommender
 from benchmark.registry import register
 
 
 @register("lightgcn")
-class LightGCN(Recommender):
+class LightGCN(DotProductRecommender):
     # MMRec's search for LightGCN
     grid = {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]}
     @dataclass(frozen=True)
@@ -37,7 +37,6 @@ class LightGCN(Recommender):
         self.embedding = nn.Embedding(data.n_users + data.n_items, config.dim)
         nn.init.xavier_uniform_(self.embedding.weight)
         self.adj = adjacency_operator(data.train)
-        self._cache: Tensor | None = None
 
     def forward(self) -> tuple[Tensor, Tensor]:
         out = propagate(self.adj, self.embedding.weight, self.config.n_layers)
@@ -52,9 +51,3 @@ class LightGCN(Recommender):
             ego[batch.users], ego[self.n_users + batch.pos], ego[self.n_users + batch.neg])
         return {"loss": rank + reg, "bpr": rank, "reg": reg}
 
-    def prepare_scoring(self) -> None:
-        self._cache = self.forward()
-
-    def score(self, users: Tensor) -> Tensor:
-        u, i = self._cache if self._cache is not None else self.forward()
-        return u[users] @ i.T

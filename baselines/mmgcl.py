@@ -71,7 +71,7 @@ from torch import Tensor, nn
 from benchmark import losses
 from benchmark.data import Dataset
 from benchmark.graphs import normalised_adjacency, symmetric_spmm
-from benchmark.model import Batch, Recommender, id_embeddings
+from benchmark.model import Batch, DotProductRecommender, id_embeddings
 from benchmark.registry import register
 
 from ._modal_branches import modal_projections
@@ -89,7 +89,7 @@ def training_edge_list(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np
 
 
 @register("mmgcl")
-class MMGCL(Recommender):
+class MMGCL(DotProductRecommender):
     requires_features = True
     train_defaults = {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 2048}
     # the source publishes no search (its config holds one point, 0.4 / 0.2); a 3 x 3 grid around it
@@ -132,7 +132,6 @@ class MMGCL(Recommender):
         self.register_buffer("edge_id", torch.from_numpy(eid), persistent=False)
         self.n_edges = int(data.train.nnz)
         self.n_nodes = data.n_users + data.n_items
-        self._cache: tuple[Tensor, Tensor] | None = None
 
     # ----- graphs -----------------------------------------------------------------------
     def edge_dropout_adjacency(self) -> Tensor:
@@ -191,7 +190,6 @@ class MMGCL(Recommender):
         return F.cross_entropy(logits, torch.arange(n, device=nodes.device))
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        self._cache = None
         inputs = self.item_inputs()
         main = [self.propagate(self.adj, x) for x in inputs]
         users, items = self.readout([u for u, _ in main], [i for _, i in main])
@@ -212,14 +210,6 @@ class MMGCL(Recommender):
         ssl_i = self.contrast(self.read_item, [i for _, i in view1], [i for _, i in view2], i_nodes)
         ssl = ssl_u + ssl_i
         return {"loss": rank + self.config.ssl_alpha * ssl, "bpr": rank, "ssl_user": ssl_u, "ssl_item": ssl_i}
-
-    # ----- scoring ----------------------------------------------------------------------
-    def prepare_scoring(self) -> None:
-        self._cache = self.forward()
-
-    def score(self, users: Tensor) -> Tensor:
-        u, i = self._cache if self._cache is not None else self.forward()
-        return u[users] @ i.T
 
     def describe(self) -> dict[str, object]:
         return {"modalities": list(self.modalities),

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from benchmark import losses
 from benchmark.data import Dataset
 from benchmark.graphs import SparseOperator, adjacency_operator
-from benchmark.model import Batch, Recommender
+from benchmark.model import Batch, DotProductRecommender
 from benchmark.registry import register
 
 
@@ -84,7 +84,7 @@ class _ModalityGCN(nn.Module):
 
 
 @register("mmgcn")
-class MMGCN(Recommender):
+class MMGCN(DotProductRecommender):
     requires_features = True
     # official README for Kwai / TikTok (MovieLens: lr 1e-4, reg 1e-4); Adam without weight decay
     train_defaults = {"lr": 5e-4, "batch_size": 1024, "weight_decay": 0.0}
@@ -118,31 +118,27 @@ class MMGCN(Recommender):
                                        config.n_layers, config.frozen_id)
         # D^-1 A: the mean over each node's neighbours, as one sparse product
         self.adj = adjacency_operator(data.train, kind="row")
-        self._cache: Tensor | None = None
 
-    def forward(self) -> Tensor:
+    def nodes(self) -> Tensor:
+        """The final (U+I) x d' node table."""
         out = [self.gcn[m](self.adj, getattr(self, f"feat_{m}"), self.id_embedding)
                for m in self.modalities]
         return torch.stack(out).mean(0)
 
+    def forward(self) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        z = self.nodes()
+        return z[: self.n_users], z[self.n_users:]
+
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        z = self.forward()
-        n_u = self.n_users
-        u, i, j = z[batch.users], z[n_u + batch.pos], z[n_u + batch.neg]
+        users, items = self.forward()
+        u, i, j = users[batch.users], items[batch.pos], items[batch.neg]
         rank = losses.bpr_dot(u, i, j)
-        items = n_u + torch.cat([batch.pos.reshape(-1), batch.neg.reshape(-1)])
-        reg = losses.mean_sq(self.id_embedding[batch.users], self.id_embedding[items])
+        item_rows = self.n_users + torch.cat([batch.pos.reshape(-1), batch.neg.reshape(-1)])
+        reg = losses.mean_sq(self.id_embedding[batch.users], self.id_embedding[item_rows])
         if "v" in self.gcn:
             reg = reg + losses.mean_sq(self.gcn["v"].preference)
         reg = self.config.reg_weight * reg
         return {"loss": rank + reg, "bpr": rank, "reg": reg}
-
-    def prepare_scoring(self) -> None:
-        self._cache = self.forward()
-
-    def score(self, users: Tensor) -> Tensor:
-        z = self._cache if self._cache is not None else self.forward()
-        return z[users] @ z[self.n_users:].T
 
     def describe(self) -> dict[str, object]:
         return {"modalities": list(self.modalities), "input_dims": dict(self.input_dims),

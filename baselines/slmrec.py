@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from benchmark import losses
 from benchmark.data import Dataset
 from benchmark.graphs import normalised_adjacency, symmetric_spmm
-from benchmark.model import Batch, Recommender, id_embeddings
+from benchmark.model import Batch, DotProductRecommender, id_embeddings
 from benchmark.registry import register
 
 from ._modal_branches import modal_projections
@@ -64,7 +64,7 @@ SSL_TASKS = ("fac", "fd", "fm")
 
 
 @register("slmrec")
-class SLMRec(Recommender):
+class SLMRec(DotProductRecommender):
     requires_features = True
     train_defaults = {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 2048}
     # MMRec's search for SLMRec (its lr axis is a trainer setting; its ``reg`` axis is unused)
@@ -106,7 +106,6 @@ class SLMRec(Recommender):
                 self.fac_target[m] = nn.Linear(d, out)
                 nn.init.xavier_uniform_(self.fac_anchor[m].weight)
                 nn.init.xavier_uniform_(self.fac_target[m].weight)
-        self._cache: tuple[Tensor, Tensor] | None = None
 
     # ----- encoder ----------------------------------------------------------------------
     def item_inputs(self) -> list[Tensor]:
@@ -157,7 +156,6 @@ class SLMRec(Recommender):
         return losses.info_nce(ua[users], ub[users], t) + losses.info_nce(ia[items], ib[items], t)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        self._cache = None
         cfg = self.config
         branches = self.branches()
         users, items = self.fuse(branches)
@@ -171,14 +169,6 @@ class SLMRec(Recommender):
             a, b = torch.randperm(1 + len(self.modalities), device=self.device)[:2].tolist()
             ssl = self.two_views(batch.users, batch.pos, {"masked": a}, {"masked": b})
         return {"loss": main + cfg.ssl_alpha * ssl, "infonce": main, "ssl": ssl}
-
-    # ----- scoring ----------------------------------------------------------------------
-    def prepare_scoring(self) -> None:
-        self._cache = self.forward()
-
-    def score(self, users: Tensor) -> Tensor:
-        u, i = self._cache if self._cache is not None else self.forward()
-        return u[users] @ i.T
 
     def describe(self) -> dict[str, object]:
         return {"modalities": list(self.modalities), "ssl_task": self.config.ssl_task,

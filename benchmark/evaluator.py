@@ -2,6 +2,7 @@
 the model's device, training items (and optionally valid items) masked to -inf."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +41,6 @@ def evaluate(model: Recommender, data: Dataset, split: str = "valid", mask_valid
     """
     if split not in ("valid", "test"):
         raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
-    import time
     t0 = time.perf_counter()
     target: sp.csr_matrix = getattr(data, split)
     mask = data.train if not (split == "test" and mask_valid) else (data.train + data.valid).tocsr()

@@ -40,7 +40,7 @@ def draw(figure: int, frame: pd.DataFrame, out_dir: Path, note: str = "") -> lis
             ax.set_xticks(list(grid))
             ax.set_xticklabels([f"{v:g}" for v in grid])
             ax.set_xlabel(LABELS[param])
-            ax.set_ylabel(metric.replace("@", "@").capitalize().replace("Ndcg", "NDCG"))
+            ax.set_ylabel(metric.capitalize().replace("Ndcg", "NDCG"))
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=max(1, len(labels)), frameon=False)
     fig.suptitle(TITLES[figure] + (f"\n{note}" if note else ""), fontsize=10)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from .data import Dataset, MODALITIES
+from .data import Dataset
 from .data.errors import DataError
 
 
@@ -76,6 +76,23 @@ class Recommender(nn.Module):
         return next(self.parameters()).device
 
 
+class DotProductRecommender(Recommender):
+    """A model that scores by <user vector, item vector>, both from one full ``forward()`` pass
+    returning (user table, item table); `prepare_scoring` runs that pass once per evaluation."""
+
+    _scoring_cache: tuple[Tensor, Tensor] | None = None
+
+    def forward(self) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        raise NotImplementedError
+
+    def prepare_scoring(self) -> None:
+        self._scoring_cache = self.forward()
+
+    def score(self, users: Tensor) -> Tensor:
+        u, i = self._scoring_cache if self._scoring_cache is not None else self.forward()
+        return u[users] @ i.T
+
+
 def id_embeddings(n_users: int, n_items: int, dim: int) -> tuple[nn.Embedding, nn.Embedding]:
     """User and item ID tables, xavier-uniform (the init most sources use)."""
     user, item = nn.Embedding(n_users, dim), nn.Embedding(n_items, dim)
@@ -84,5 +101,3 @@ def id_embeddings(n_users: int, n_items: int, dim: int) -> tuple[nn.Embedding, n
     return user, item
 
 
-def modality_names(codes: tuple[str, ...]) -> list[str]:
-    return [MODALITIES[c] for c in codes]

@@ -81,7 +81,7 @@ def markdown_table(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], tit
 
 
 def _tex(s: str) -> str:
-    return s.replace("±", r"$\pm$").replace("%", r"\%").replace("_", r"\_").replace("@", "@")
+    return s.replace("±", r"$\pm$").replace("%", r"\%").replace("_", r"\_")
 
 
 def latex_table(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], caption: str,
@@ -105,13 +105,13 @@ def _atomic_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_table(df: pd.DataFrame, md: str, stem: Path, tex: str | None = None) -> list[Path]:
+def write_table(df: pd.DataFrame, md: str | None, stem: Path, tex: str | None = None) -> list[Path]:
+    """``stem``.csv always; .md and .tex where given."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    csv = stem.with_suffix(".csv")
-    _atomic_text(csv, df.to_csv(index=False, float_format="%.6g"))
-    paths = [csv, stem.with_suffix(".md")]
-    _atomic_text(paths[1], md)
-    if tex is not None:
-        paths.append(stem.with_suffix(".tex"))
-        _atomic_text(paths[2], tex)
+    paths = [stem.with_suffix(".csv")]
+    _atomic_text(paths[0], df.to_csv(index=False, float_format="%.6g"))
+    for text, suffix in ((md, ".md"), (tex, ".tex")):
+        if text is not None:
+            paths.append(stem.with_suffix(suffix))
+            _atomic_text(paths[-1], text)
     return paths

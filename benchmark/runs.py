@@ -127,7 +127,10 @@ def run_one(spec: RunSpec, data_root: Path | None, device: str = "auto",
         "test_per_user": {k: _round(result.test.per_user[k]) for k in ("recall@20", "ndcg@20")},
         "test_users": int(len(result.test.users)),
         "seconds_per_epoch": result.seconds_per_epoch, "eval_seconds": result.eval_seconds,
-        "total_seconds": time.perf_counter() - t0, "peak_memory_mb": result.peak_memory_mb,
+        "total_seconds": time.perf_counter() - t0,
+        # CUDA: this run's peak; CPU: the process's peak RSS, which includes earlier runs of the
+        # same process (python -m benchmark.speed --models measures each model alone)
+        "peak_memory_mb": result.peak_memory_mb,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     return record

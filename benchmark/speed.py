@@ -6,7 +6,11 @@ Prints, on the Baby split (or a synthetic preset when the real data is absent):
 2. one full-ranking evaluation pass over every test user (top-50, all metrics);
 3. the propagation hot path (3 layers forward + backward) with torch's CSR backward, with the
    suite's `SparseOperator`, and with PyG's ``LGConv`` over an ``edge_index``;
-4. the peak resident memory of a LightGCN run on Clothing (a child process, epochs capped).
+4. the peak resident memory of a LightGCN run on Clothing (a child process, epochs capped);
+5. with ``--models``, the peak resident memory and seconds per epoch of each named model on
+   ``--memory-dataset`` (default synthetic-clothing), each in a fresh child process whose peak
+   counter is reset once the data is loaded, beside the resident size of the data alone. (A run record's ``peak_memory_mb`` is its process's peak,
+   which includes earlier runs of the same process: use this for per-model figures.)
 """
 from __future__ import annotations
 
@@ -42,15 +46,15 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def lightgcn(dataset: str, root: Path | None):  # type: ignore[no-untyped-def]
+def build(model: str, dataset: str, root: Path | None):  # type: ignore[no-untyped-def]
     data = load_dataset(dataset, root)
-    cls = get_model("lightgcn")
+    cls = get_model(model)
     seed_everything(0)
     return data, cls(data, build_config(cls.Config))
 
 
 def time_epoch_and_eval(dataset: str, root: Path | None, repeats: int) -> dict[str, float]:
-    data, model = lightgcn(dataset, root)
+    data, model = build("lightgcn", dataset, root)
     cfg = build_config(TrainConfig, get_model("lightgcn").train_defaults)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     keys, rng = interaction_keys(data.train), np.random.default_rng(0)
@@ -83,14 +87,47 @@ def time_propagation(dataset: str, root: Path | None, repeats: int) -> dict[str,
             "pyg_lgconv_s": best_of(layers(lambda h: conv(h, edge_index, weight)), repeats)}
 
 
-def child_peak_memory(dataset: str, root: Path | None, epochs: int) -> None:
-    """Run in a child process: a LightGCN run with the shared trainer; prints JSON."""
-    data, model = lightgcn(dataset, root)
-    cfg = build_config(TrainConfig, {"max_epochs": epochs})
-    t = time.perf_counter()
-    train(model, data, cfg, 0, log=None)
-    print(json.dumps({"peak_mb": peak_memory_mb(torch.device("cpu")), "seconds": time.perf_counter() - t,
-                      "epochs": epochs}))
+def _proc_status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss() -> bool:
+    """Restart the kernel's peak-RSS counter (Linux: ``5 > /proc/self/clear_refs``), so that a
+    run's peak excludes the synthetic generator's transient peak while it built the data."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def child_peak_memory(model: str, dataset: str, root: Path | None, epochs: int) -> None:
+    """Run in a child process: a capped run of ``model`` with the shared trainer (``none``: load
+    the data only); prints JSON. With the peak counter reset after loading, ``peak_mb`` is the
+    peak RSS of building and training the model with the data resident."""
+    import gc
+    load_dataset(dataset, root)
+    gc.collect()
+    resident = _proc_status_mb("VmRSS")
+    reset = reset_peak_rss()
+    if model == "none":
+        print(json.dumps({"peak_mb": resident, "seconds_per_epoch": 0.0, "reset": reset}))
+        return
+    data, net = build(model, dataset, root)
+    cfg = build_config(TrainConfig, {**get_model(model).train_defaults, "max_epochs": epochs, "min_epochs": 0})
+    res = train(net, data, cfg, 0, log=None)
+    peak = _proc_status_mb("VmHWM") if reset else peak_memory_mb(torch.device("cpu"))
+    print(json.dumps({"peak_mb": peak, "seconds_per_epoch": res.seconds_per_epoch, "reset": reset}))
+
+
+def measure_in_child(model: str, dataset: str, data_root: Path, epochs: int) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "benchmark.speed", "--data-root", str(data_root), "--child", model, dataset,
+           str(epochs)]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,12 +135,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-root", type=Path, default=SHARED)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memory-epochs", type=int, default=3, help="epochs of the Clothing memory run")
-    p.add_argument("--child", nargs=2, metavar=("DATASET", "EPOCHS"), help=argparse.SUPPRESS)
+    p.add_argument("--models", nargs="+", help="also measure these models' peak memory and s/epoch")
+    p.add_argument("--memory-dataset", default="synthetic-clothing", help="dataset of the --models runs")
+    p.add_argument("--only-models", action="store_true", help="skip the LightGCN timings (1-4)")
+    p.add_argument("--child", nargs=3, metavar=("MODEL", "DATASET", "EPOCHS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     root = args.data_root if args.data_root.is_dir() else None
     if args.child:
-        child_peak_memory(args.child[0], root, int(args.child[1]))
+        child_peak_memory(args.child[0], args.child[1], root, int(args.child[2]))
         return
+    if args.models:
+        base = measure_in_child("none", args.memory_dataset, args.data_root, 0)["peak_mb"]
+        print(f"{args.memory_dataset}, {args.memory_epochs} epochs each, fresh process per model; "
+              f"peak RSS with the data resident (data alone: {base:.0f} MB RSS)")
+        for m in args.models:
+            r = measure_in_child(m, args.memory_dataset, args.data_root, args.memory_epochs)
+            print(f"  {m:10s} {r['seconds_per_epoch']:7.2f} s/epoch   peak RSS {r['peak_mb']:6.0f} MB")
+        if args.only_models:
+            return
     small, big = ("amazon-baby", "amazon-clothing") if root and (root / "amazon-baby").is_dir() \
         else ("synthetic-baby", "synthetic-clothing")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; datasets {small}, {big}")
@@ -112,12 +161,9 @@ def main(argv: list[str] | None = None) -> None:
           f"({r['eval_users']} users, top-50): {r['eval_s']:.2f} s")
     prop = time_propagation(small, root, args.repeats)
     print("propagation, 3 layers fwd+bwd: " + ", ".join(f"{k[:-2]} {v:.3f} s" for k, v in prop.items()))
-    cmd = [sys.executable, "-m", "benchmark.speed", "--data-root", str(args.data_root), "--child", big,
-           str(args.memory_epochs)]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip().splitlines()[-1]
-    mem = json.loads(out)
-    print(f"LightGCN run on {big} ({mem['epochs']} epochs + validations + test): peak RSS "
-          f"{mem['peak_mb']:.0f} MB, {mem['seconds']:.1f} s")
+    mem = measure_in_child("lightgcn", big, args.data_root, args.memory_epochs)
+    print(f"LightGCN run on {big} ({args.memory_epochs} epochs + validations + test): peak RSS "
+          f"{mem['peak_mb']:.0f} MB, {mem['seconds_per_epoch']:.1f} s/epoch")
 
 
 if __name__ == "__main__":

@@ -120,17 +120,13 @@ class MMIL(Recommender):
         out.update(s=s, dist=dist, H=h, r=r, q=self.f_p((s.unsqueeze(-1) * h).sum(1)) + e_u)
         return out
 
-    def _local(self, items: Tensor) -> tuple[Tensor, Tensor]:
-        """Unique real item ids among ``items`` (pad = n_items dropped) and each entry's row."""
-        uniq, inv = torch.unique(items, return_inverse=True)
-        return uniq, inv
-
     # ----- training ----------------------------------------------------------------------
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         hist = self.hist[batch.users]
         mask = (hist != self.n_items) & (hist != batch.pos.unsqueeze(1))   # the leakage rule
-        uniq, inv = self._local(torch.cat([hist.reshape(-1), batch.pos, batch.neg.reshape(-1)]))
+        # every item in play once (the pad id too; its row is masked): tables are per unique item
+        uniq, inv = torch.unique(torch.cat([hist.reshape(-1), batch.pos, batch.neg.reshape(-1)]), return_inverse=True)
         tables = self.item_tables(uniq.clamp_max(self.n_items - 1))
         n_h = hist.numel()
         idx = inv[:n_h].view_as(hist)
