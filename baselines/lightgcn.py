@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from benchmark import losses
@@ -43,11 +44,14 @@ class LightGCN(DotProductRecommender):
         return out[: self.n_users], out[self.n_users:]
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        users, items = self.forward()
-        u, i, j = users[batch.users], items[batch.pos], items[batch.neg]
-        rank = losses.bpr_dot(u, i, j)
-        ego = self.embedding.weight
-        reg = self.config.reg_weight * losses.emb_loss(
-            ego[batch.users], ego[self.n_users + batch.pos], ego[self.n_users + batch.neg])
+        # one gather per table from the joint (users + items) rows: every separate slice or
+        # index op costs a zero-filled full-table gradient in backward
+        rows = torch.cat([batch.users, self.n_users + batch.pos, self.n_users + batch.neg.reshape(-1)])
+        sizes = [len(batch.users), len(batch.pos), batch.neg.numel()]
+        out = propagate(self.adj, self.embedding.weight, self.config.n_layers)
+        u, i, j = out[rows].split(sizes)
+        rank = losses.bpr_dot(u, i, j.view(*batch.neg.shape, -1))
+        ego_u, ego_i, ego_j = self.embedding.weight[rows].split(sizes)
+        reg = self.config.reg_weight * losses.emb_loss(ego_u, ego_i, ego_j)
         return {"loss": rank + reg, "bpr": rank, "reg": reg}
 

@@ -51,4 +51,4 @@ class TrainConfig:
     patience: int = 20             # validations without improvement before stopping
     metric: str = "recall@20"      # validation metric for early stopping
     lr_decay: float = 1.0          # lr multiplied by lr_decay ** (epoch / 50) (LATTICE/MICRO: 0.96)
-    eval_batch_users: int = 4096   # users per full-ranking batch
+    eval_batch_users: int = 1024   # users per full-ranking batch

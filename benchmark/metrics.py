@@ -16,7 +16,8 @@ KS: tuple[int, ...] = (10, 20, 50)
 
 
 def topk_metrics(hits: Tensor, n_relevant: Tensor, ks: tuple[int, ...] = KS) -> dict[str, Tensor]:
-    """``hits``: (B, K_max) bool, True where the item at that rank is relevant; ``n_relevant``: (B,).
+    """``hits``: (B, K_max), True (or a count) where the item at that rank is relevant;
+    ``n_relevant``: (B,).
 
     Returns ``{"recall@K", "precision@K", "ndcg@K"}`` -> (B,) float tensors.
     """

@@ -4,8 +4,9 @@ Prints, on the Baby split (or a synthetic preset when the real data is absent):
 
 1. one LightGCN training epoch through the shared loop (sampling, batches, Adam steps);
 2. one full-ranking evaluation pass over every test user (top-50, all metrics);
-3. the propagation hot path (3 layers forward + backward) with torch's CSR backward, with the
-   suite's `SparseOperator`, and with PyG's ``LGConv`` over an ``edge_index``;
+3. the propagation hot path (LightGCN's mean of 3 layers, forward + backward) layer by layer with
+   torch's CSR backward, with PyG's ``LGConv`` over an ``edge_index`` and with the suite's
+   `SparseOperator`, and as the suite's one layer-mean operator (`benchmark.graphs.propagate`);
 4. the peak resident memory of a LightGCN run on Clothing (a child process, epochs capped);
 5. with ``--models``, the peak resident memory and seconds per epoch of each named model on
    ``--memory-dataset`` (default synthetic-clothing), each in a fresh child process whose peak
@@ -28,11 +29,11 @@ import torch
 from .config import TrainConfig, build_config
 from .data import load_dataset
 from .evaluator import evaluate
-from .graphs import adjacency_operator, normalised_adjacency
+from .graphs import adjacency_operator, normalised_adjacency, propagate
 from .paths import ROOT
 from .registry import get_model
 from .sampling import interaction_keys
-from .trainer import peak_memory_mb, run_epoch, seed_everything, train
+from .trainer import make_optimizer, peak_memory_mb, run_epoch, seed_everything, train
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -56,7 +57,7 @@ def build(model: str, dataset: str, root: Path | None):  # type: ignore[no-untyp
 def time_epoch_and_eval(dataset: str, root: Path | None, repeats: int) -> dict[str, float]:
     data, model = build("lightgcn", dataset, root)
     cfg = build_config(TrainConfig, get_model("lightgcn").train_defaults)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = make_optimizer(model, cfg)
     keys, rng = interaction_keys(data.train), np.random.default_rng(0)
     epoch = best_of(lambda: run_epoch(model, data, opt, cfg, keys, rng), repeats)
     ev = best_of(lambda: evaluate(model, data, "test"), repeats)
@@ -75,16 +76,18 @@ def time_propagation(dataset: str, root: Path | None, repeats: int) -> dict[str,
     x = torch.randn(csr.shape[0], 64, requires_grad=True)
 
     def layers(step: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
-        def run() -> None:
-            h = x
+        def run() -> None:   # LightGCN's layer mean, one layer at a time
+            h = out = x
             for _ in range(3):
                 h = step(h)
-            h.sum().backward()
+                out = out + h
+            (out / 4).sum().backward()
         return run
 
     return {"torch_csr_s": best_of(layers(lambda h: torch.sparse.mm(csr, h)), repeats),
+            "pyg_lgconv_s": best_of(layers(lambda h: conv(h, edge_index, weight)), repeats),
             "sparse_operator_s": best_of(layers(op), repeats),
-            "pyg_lgconv_s": best_of(layers(lambda h: conv(h, edge_index, weight)), repeats)}
+            "layer_mean_operator_s": best_of(lambda: propagate(op, x, 3).sum().backward(), repeats)}
 
 
 def _proc_status_mb(field: str) -> float:
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"LightGCN epoch on {small}: {r['epoch_s']:.2f} s;  full-ranking pass "
           f"({r['eval_users']} users, top-50): {r['eval_s']:.2f} s")
     prop = time_propagation(small, root, args.repeats)
-    print("propagation, 3 layers fwd+bwd: " + ", ".join(f"{k[:-2]} {v:.3f} s" for k, v in prop.items()))
+    print("propagation, mean of 3 layers fwd+bwd: " + ", ".join(f"{k[:-2]} {v:.3f} s" for k, v in prop.items()))
     mem = measure_in_child("lightgcn", big, args.data_root, args.memory_epochs)
     print(f"LightGCN run on {big} ({args.memory_epochs} epochs + validations + test): peak RSS "
           f"{mem['peak_mb']:.0f} MB, {mem['seconds_per_epoch']:.1f} s/epoch")

@@ -60,6 +60,12 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def make_optimizer(model: Recommender, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam with the fused kernel: one pass over each parameter per step instead of about seven
+    elementwise ones, which on the ID tables is most of an optimiser step (same update rule)."""
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+
+
 def run_epoch(model: Recommender, data: Dataset, opt: torch.optim.Optimizer, cfg: TrainConfig,
               keys: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
     """One pass over every training pair (fresh order, fresh negatives); mean of each loss term."""
@@ -89,7 +95,7 @@ def train(model: Recommender, data: Dataset, cfg: TrainConfig, seed: int,
     device = model.device
     rng = np.random.default_rng(seed)
     keys = interaction_keys(data.train)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: cfg.lr_decay ** (e / 50))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -83,3 +83,25 @@ def test_mask_valid_at_test() -> None:
     unmasked = evaluate(model, data, "test", mask_valid=False)
     masked = evaluate(model, data, "test", mask_valid=True)
     assert masked.mean["recall@20"] > unmasked.mean["recall@20"]
+
+
+def test_target_ranks_ties_against_target_and_nan_last() -> None:
+    from benchmark.evaluator import target_ranks
+    scores = torch.tensor([[0.9, 0.5, 0.5, 0.1, -torch.inf],
+                           [1.0, 1.0, 1.0, 1.0, 1.0],
+                           [0.2, float("nan"), 0.3, 0.1, 0.0]])
+    rows = torch.tensor([0, 0, 0, 1, 2, 2])
+    cols = torch.tensor([0, 1, 3, 2, 1, 2])
+    # row 0: item 0 first; item 1 tied with item 2, so the tie counts ahead: rank 2; item 3: 3
+    # row 1: everything tied: last; row 2: NaN target last, item 2 first
+    assert target_ranks(scores, rows, cols).tolist() == [0, 2, 3, 4, 5, 0]
+
+
+def test_constant_scores_get_no_hits() -> None:
+    """All items tied: ties go against the target, so no lucky hits from index order."""
+    data = load_dataset("synthetic-tiny")
+    model = FixedScores(data)
+    with torch.no_grad():
+        model.table.fill_(1.0)
+    res = evaluate(model, data, "test")
+    assert res.mean["recall@50"] == 0.0
