@@ -30,6 +30,7 @@ from benchmark.registry import UnknownModel, model_names
 from benchmark.runs import RunSpec, execute, existing
 
 SYNTHETIC_DEFAULT = ["synthetic-clothing", "synthetic-sports", "synthetic-baby"]
+TAG = ""  # --tag: a suffix of every artefact file name this invocation writes
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -62,7 +63,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     how.add_argument("--mask-valid-at-test", action="store_true", help="mask valid items at test time too")
     how.add_argument("--quiet", action="store_true", help="no per-epoch lines, only run progress")
     how.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    how.add_argument("--tag", default="", help="write results/table2-TAG.md, figures/figure2-TAG.png, "
+                     "REPORT-TAG.md ... instead of the default artefacts (for other data or protocols)")
     args = p.parse_args(argv)
+    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
+        p.error(f"--tag {args.tag!r}: letters, digits, '-' and '_' only")
     if not (args.table or args.ablation or args.figure or args.sensitivity or args.all or args.report
             or args.tune or args.list):
         p.error("nothing to do: give --table 2, --ablation, --figure N, --all, --report, --tune MODEL or --list")
@@ -86,11 +91,11 @@ class Artefact:
         real = [d for d in datasets if not any(r["dataset"]["synthetic"] for r in records if r["spec"]["dataset"] == d)]
         return " ".join(["python run_all.py", self.flag, "--datasets", *datasets, "--seeds", *map(str, seeds)]
                         + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
-                        + (["--data-root", str(data_root)] if real else []))
+                        + (["--data-root", str(data_root)] if real else []) + (["--tag", TAG] if TAG else []))
 
 
 def emit(df, md: str, stem: str, tex: str | None = None) -> None:  # type: ignore[no-untyped-def]
-    for path in report.write_table(df, md, results_dir() / stem, tex):
+    for path in report.write_table(df, md, results_dir() / (stem + (f"-{TAG}" if TAG else "")), tex):
         print(f"wrote {path}", file=sys.stderr)
     print(md)
 
@@ -118,9 +123,9 @@ def render_figure(figure: int) -> Callable[[list[dict[str, Any]]], None]:
     def render(records: list[dict[str, Any]]) -> None:
         from benchmark.figures import draw
         frame = experiments.sensitivity_frame(figure, records)
-        report.write_table(frame, None, results_dir() / f"figure{figure}")
+        report.write_table(frame, None, results_dir() / (f"figure{figure}" + (f"-{TAG}" if TAG else "")))
         syn = any(r["dataset"]["synthetic"] for r in records)
-        for p in draw(figure, frame, figures_dir(), "synthetic data" if syn else ""):
+        for p in draw(figure, frame, figures_dir(), "synthetic data" if syn else "", TAG):
             print(f"wrote {p}", file=sys.stderr)
     return render
 
@@ -160,7 +165,9 @@ def run_tune(args: argparse.Namespace, datasets: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TAG
     args = parse(argv)
+    TAG = args.tag
     t0 = time.perf_counter()
     if args.list:
         print("datasets:", " ".join(available(args.data_root)))
@@ -204,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.all or args.report:
         from benchmark.report_page import write_report
         unique = list({r["key"]: r for r in all_records}.values())
-        path = write_report(unique, commands, time.perf_counter() - t0 if not args.report else 0.0)
+        path = write_report(unique, commands, time.perf_counter() - t0 if not args.report else 0.0, args.tag)
         print(f"wrote {path}", file=sys.stderr)
     print(f"total {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return 0

@@ -22,7 +22,7 @@ TITLES = {2: "Figure 2: sensitivity to μ and θ", 3: "Figure 3: sensitivity to 
           4: "Figure 4: sensitivity to the embedding size d"}
 
 
-def draw(figure: int, frame: pd.DataFrame, out_dir: Path, note: str = "") -> list[Path]:
+def draw(figure: int, frame: pd.DataFrame, out_dir: Path, note: str = "", tag: str = "") -> list[Path]:
     params = FIGURES[figure]
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(len(params), len(FIGURE_METRICS), figsize=(7.0, 2.8 * len(params)), squeeze=False)
@@ -46,7 +46,8 @@ def draw(figure: int, frame: pd.DataFrame, out_dir: Path, note: str = "") -> lis
     fig.suptitle(TITLES[figure] + (f"\n{note}" if note else ""), fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"figure{figure}.png", out_dir / f"figure{figure}.pdf"]
+    name = f"figure{figure}" + (f"-{tag}" if tag else "")
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for p in paths:
         tmp = p.with_name(f".{p.stem}.tmp{p.suffix}")
         fig.savefig(tmp, dpi=200)

@@ -41,8 +41,9 @@ def _provenance(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_report(records: list[dict[str, Any]], commands: list[str], wall_seconds: float) -> Path:
-    res = results_dir()
+def write_report(records: list[dict[str, Any]], commands: list[str], wall_seconds: float, tag: str = "") -> Path:
+    """``results/REPORT.md`` (``REPORT-<tag>.md`` embedding the tagged tables and figures)."""
+    res, sfx = results_dir(), f"-{tag}" if tag else ""
     out = ["# MMIL benchmark report", "",
            "Every number and figure here was rendered from the run records in `results/runs/` by the "
            "committed code; the commands below reproduce them.", "", "## Commands", ""]
@@ -67,17 +68,17 @@ def write_report(records: list[dict[str, Any]], commands: list[str], wall_second
         out += ["Configurations chosen on validation (`--tune`):", ""]
         out += [f"- {d} / {m}: `{c}`" for (d, m), c in sorted(tuned.items())] + [""]
     for stem, title in (("table2", "Table 2"), ("table3", "Table 3")):
-        p = res / f"{stem}.md"
+        p = res / f"{stem}{sfx}.md"
         if p.is_file():
             out += [f"## {title}", "", _strip_title(p.read_text()), ""]
     for fig in (2, 3, 4):
-        png = figures_dir() / f"figure{fig}.png"
+        png = figures_dir() / f"figure{fig}{sfx}.png"
         if png.is_file():
-            out += [f"## Figure {fig}", "", f"![Figure {fig}](../figures/figure{fig}.png)", ""]
+            out += [f"## Figure {fig}", "", f"![Figure {fig}](../figures/{png.name})", ""]
     out += ["## Provenance", "", "The paper's numbers that are known are in `benchmark/paper.py` with "
             "their source; `n/a` means the paper's table was not available to us.", ""]
     out += _provenance([r for r in records if r["spec"]["model"] != "mmil" or not r["spec"]["config"]])
-    path = res / "REPORT.md"
+    path = res / f"REPORT{sfx}.md"
     res.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(".REPORT.md.tmp")
     tmp.write_text("\n".join(out) + "\n")

@@ -67,3 +67,19 @@ def test_bad_input_one_line_error(tmp_path: Path) -> None:
     assert len(err) == 1 and "broken.inter, row 2" in err[0] and "not an integer" in err[0]
     res = run(["--table", "2", "--datasets", "synthetic-tiny", "--models", "nope"], tmp_path)
     assert res.returncode == 2 and "unknown model 'nope'" in res.stderr
+
+
+def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
+    """--tag writes table2-TAG.* and REPORT-TAG.md and leaves table2.* as they were."""
+    base = ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2", "--quiet"]
+    assert run(base, tmp_path).returncode == 0
+    default = (tmp_path / "results" / "table2.md").read_text()
+    tagged = run(["--report", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2",
+                  "--tag", "other"], tmp_path)
+    assert tagged.returncode == 0, tagged.stderr
+    assert (tmp_path / "results" / "table2.md").read_text() == default
+    assert (tmp_path / "results" / "table2-other.csv").is_file()
+    report = (tmp_path / "results" / "REPORT-other.md").read_text()
+    assert "--tag other" in report and "Table 2" in report
+    bad = run(["--report", "--tag", "../x"], tmp_path)
+    assert bad.returncode == 2 and "--tag" in bad.stderr
