@@ -25,12 +25,11 @@ from typing import Any, Callable
 from benchmark import experiments, report, tuning
 from benchmark.config import ConfigError
 from benchmark.data import DataError, available, real_datasets
-from benchmark.paths import default_data_root, figures_dir, results_dir
+from benchmark.paths import default_data_root, figures_dir, results_dir, tagged
 from benchmark.registry import UnknownModel, model_names
 from benchmark.runs import RunSpec, execute, existing
 
 SYNTHETIC_DEFAULT = ["synthetic-clothing", "synthetic-sports", "synthetic-baby"]
-TAG = ""  # --tag: a suffix of every artefact file name this invocation writes
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -81,9 +80,9 @@ class Artefact:
     name: str
     flag: str
     specs: list[RunSpec]
-    render: Callable[[list[dict[str, Any]]], None]
+    render: Callable[[list[dict[str, Any]], str], None]   # (records, tag)
 
-    def command(self, records: list[dict[str, Any]], data_root: Path) -> str:
+    def command(self, records: list[dict[str, Any]], data_root: Path, tag: str) -> str:
         """The driver command that reproduces this artefact from scratch, read off its records."""
         datasets = list(dict.fromkeys(r["spec"]["dataset"] for r in records))
         seeds = sorted({r["spec"]["seed"] for r in records})
@@ -91,41 +90,41 @@ class Artefact:
         real = [d for d in datasets if not any(r["dataset"]["synthetic"] for r in records if r["spec"]["dataset"] == d)]
         return " ".join(["python run_all.py", self.flag, "--datasets", *datasets, "--seeds", *map(str, seeds)]
                         + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
-                        + (["--data-root", str(data_root)] if real else []) + (["--tag", TAG] if TAG else []))
+                        + (["--data-root", str(data_root)] if real else []) + (["--tag", tag] if tag else []))
 
 
 def emit(df, md: str, stem: str, tex: str | None = None) -> None:  # type: ignore[no-untyped-def]
-    for path in report.write_table(df, md, results_dir() / (stem + (f"-{TAG}" if TAG else "")), tex):
+    for path in report.write_table(df, md, results_dir() / stem, tex):
         print(f"wrote {path}", file=sys.stderr)
     print(md)
 
 
-def render_table2(records: list[dict[str, Any]]) -> None:
+def render_table2(records: list[dict[str, Any]], tag: str) -> None:
     df = experiments.table2_frame(records)
     pv = experiments.pvalues_vs_best(records, df, "model", "mmil", experiments.TABLE2_METRICS) \
         if df["n_seeds"].max() > 1 else None
     title = "Table 2: Recall / Precision / NDCG @20 (test split, full ranking)"
-    emit(df, report.markdown_table(df, "model", experiments.TABLE2_METRICS, title, "mmil", pv), "table2",
+    emit(df, report.markdown_table(df, "model", experiments.TABLE2_METRICS, title, "mmil", pv), tagged("table2", tag),
          report.latex_table(df, "model", experiments.TABLE2_METRICS, title, "mmil", pv))
 
 
-def render_table3(records: list[dict[str, Any]]) -> None:
+def render_table3(records: list[dict[str, Any]], tag: str) -> None:
     row_of = lambda r: r["model"]["variant"]  # noqa: E731
     df = experiments.table3_frame(records)
     pv = experiments.pvalues_vs_best(records, df, "variant", "mmil", experiments.ABLATION_METRICS, row_of) \
         if df["n_seeds"].max() > 1 else None
     title = "Table 3: MMIL ablation, Recall / NDCG @20 (test split)"
-    emit(df, report.markdown_table(df, "variant", experiments.ABLATION_METRICS, title, "mmil", pv), "table3",
+    emit(df, report.markdown_table(df, "variant", experiments.ABLATION_METRICS, title, "mmil", pv), tagged("table3", tag),
          report.latex_table(df, "variant", experiments.ABLATION_METRICS, title, "mmil", pv))
 
 
-def render_figure(figure: int) -> Callable[[list[dict[str, Any]]], None]:
-    def render(records: list[dict[str, Any]]) -> None:
+def render_figure(figure: int) -> Callable[[list[dict[str, Any]], str], None]:
+    def render(records: list[dict[str, Any]], tag: str) -> None:
         from benchmark.figures import draw
         frame = experiments.sensitivity_frame(figure, records)
-        report.write_table(frame, None, results_dir() / (f"figure{figure}" + (f"-{TAG}" if TAG else "")))
+        report.write_table(frame, None, results_dir() / tagged(f"figure{figure}", tag))
         syn = any(r["dataset"]["synthetic"] for r in records)
-        for p in draw(figure, frame, figures_dir(), "synthetic data" if syn else "", TAG):
+        for p in draw(figure, frame, figures_dir(), "synthetic data" if syn else "", tag):
             print(f"wrote {p}", file=sys.stderr)
     return render
 
@@ -165,9 +164,7 @@ def run_tune(args: argparse.Namespace, datasets: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global TAG
     args = parse(argv)
-    TAG = args.tag
     t0 = time.perf_counter()
     if args.list:
         print("datasets:", " ".join(available(args.data_root)))
@@ -205,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"rendering the complete datasets: {complete or 'none'}", file=sys.stderr)
             records = [r for r in records if r["spec"]["dataset"] in complete]
         if records:
-            a.render(records)
-            commands.append(a.command(records, args.data_root))
+            a.render(records, args.tag)
+            commands.append(a.command(records, args.data_root, args.tag))
         all_records += records
     if args.all or args.report:
         from benchmark.report_page import write_report

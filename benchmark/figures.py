@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .experiments import FIGURE_METRICS, FIGURES  # noqa: E402
+from .paths import tagged  # noqa: E402
 
 LABELS = {"mu": "μ (weight of L_d)", "theta": "θ (weight of L_c)", "gamma": "γ (weight of L_cl)",
           "tau": "τ (InfoNCE temperature)", "dim": "d (embedding size)"}
@@ -46,7 +47,7 @@ def draw(figure: int, frame: pd.DataFrame, out_dir: Path, note: str = "", tag: s
     fig.suptitle(TITLES[figure] + (f"\n{note}" if note else ""), fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = f"figure{figure}" + (f"-{tag}" if tag else "")
+    name = tagged(f"figure{figure}", tag)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for p in paths:
         tmp = p.with_name(f".{p.stem}.tmp{p.suffix}")

@@ -64,10 +64,10 @@ def normalised_adjacency(train: sp.csr_matrix, kind: str = "sym", self_loops: bo
     return to_torch_csr(normalise(a, kind))
 
 
-def spmm(a: Tensor, x: Tensor) -> Tensor:
+def _csr_mm(a: Tensor, x: Tensor) -> Tensor:
     """``a @ x`` for a sparse CSR ``a``. For a square ``a`` this is ``addmm`` with ``beta=0`` on
-    ``x`` itself (ignored, NaN included): torch's ``sparse.mm`` zero-fills and copies a fresh
-    output first, which made it 2-3x slower on the LightGCN graphs (``python -m benchmark.speed``)."""
+    ``x`` itself (ignored, NaN included): torch's ``sparse.mm`` also zero-fills and copies a fresh
+    output, which made it slower on the LightGCN graphs."""
     if a.layout == torch.sparse_csr and a.shape[0] == a.shape[1] == x.shape[0] and x.dim() == 2:
         return torch.sparse.addmm(x, a, x, beta=0.0)
     return torch.sparse.mm(a, x)
@@ -79,11 +79,11 @@ class _SpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
         ctx.a_t = a_t
-        return spmm(a, x)
+        return _csr_mm(a, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:  # type: ignore[override]
-        return None, None, spmm(ctx.a_t, grad)
+        return None, None, _csr_mm(ctx.a_t, grad)
 
 
 def symmetric_spmm(a: Tensor, x: Tensor) -> Tensor:

@@ -29,5 +29,10 @@ def cache_dir() -> Path:
     return d
 
 
+def tagged(stem: str, tag: str) -> str:
+    """An artefact's file stem under ``run_all.py --tag``: ``table2`` -> ``table2-TAG``."""
+    return f"{stem}-{tag}" if tag else stem
+
+
 def default_data_root() -> Path:
     return ROOT / "data"

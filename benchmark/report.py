@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from .atomic import write_text_atomic
+
 
 def _missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
@@ -99,19 +101,13 @@ def latex_table(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], captio
     return "\n".join(out)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_table(df: pd.DataFrame, md: str | None, stem: Path, tex: str | None = None) -> list[Path]:
     """``stem``.csv always; .md and .tex where given."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".csv")]
-    _atomic_text(paths[0], df.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(paths[0], df.to_csv(index=False, float_format="%.6g"))
     for text, suffix in ((md, ".md"), (tex, ".tex")):
         if text is not None:
             paths.append(stem.with_suffix(suffix))
-            _atomic_text(paths[-1], text)
+            write_text_atomic(paths[-1], text)
     return paths

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from . import paper
-from .paths import ROOT, figures_dir, results_dir
+from .atomic import write_text_atomic
+from .paths import ROOT, figures_dir, results_dir, tagged
 from .registry import get_model
 
 PROTOCOL = """\
@@ -43,7 +44,7 @@ def _provenance(records: list[dict[str, Any]]) -> list[str]:
 
 def write_report(records: list[dict[str, Any]], commands: list[str], wall_seconds: float, tag: str = "") -> Path:
     """``results/REPORT.md`` (``REPORT-<tag>.md`` embedding the tagged tables and figures)."""
-    res, sfx = results_dir(), f"-{tag}" if tag else ""
+    res = results_dir()
     out = ["# MMIL benchmark report", "",
            "Every number and figure here was rendered from the run records in `results/runs/` by the "
            "committed code; the commands below reproduce them.", "", "## Commands", ""]
@@ -68,19 +69,16 @@ def write_report(records: list[dict[str, Any]], commands: list[str], wall_second
         out += ["Configurations chosen on validation (`--tune`):", ""]
         out += [f"- {d} / {m}: `{c}`" for (d, m), c in sorted(tuned.items())] + [""]
     for stem, title in (("table2", "Table 2"), ("table3", "Table 3")):
-        p = res / f"{stem}{sfx}.md"
+        p = res / f"{tagged(stem, tag)}.md"
         if p.is_file():
             out += [f"## {title}", "", _strip_title(p.read_text()), ""]
     for fig in (2, 3, 4):
-        png = figures_dir() / f"figure{fig}{sfx}.png"
+        png = figures_dir() / f"{tagged(f'figure{fig}', tag)}.png"
         if png.is_file():
             out += [f"## Figure {fig}", "", f"![Figure {fig}](../figures/{png.name})", ""]
     out += ["## Provenance", "", "The paper's numbers that are known are in `benchmark/paper.py` with "
             "their source; `n/a` means the paper's table was not available to us.", ""]
     out += _provenance([r for r in records if r["spec"]["model"] != "mmil" or not r["spec"]["config"]])
-    path = res / f"REPORT{sfx}.md"
-    res.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".REPORT.md.tmp")
-    tmp.write_text("\n".join(out) + "\n")
-    tmp.replace(path)
+    path = res / f"{tagged('REPORT', tag)}.md"
+    write_text_atomic(path, "\n".join(out) + "\n")
     return path

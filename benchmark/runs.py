@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from .atomic import write_text_atomic
 from .config import TrainConfig, build_config, config_dict
 from .data import load_dataset
 from .paths import ROOT, runs_dir
@@ -87,10 +88,7 @@ def _round(a: np.ndarray) -> list[float]:
 
 
 def write_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1))
 
 
 def record_path(spec: RunSpec, data_root: Path | None, directory: Path | None = None) -> Path:
