@@ -26,6 +26,14 @@ def _strip_title(md: str) -> str:
     return "\n".join(l for l in md.splitlines() if not l.startswith("# "))
 
 
+def _code_versions(records: list[dict[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        v = r.get("code_version", "unknown")
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"`{v}` ({n} run{'s' if n > 1 else ''})" for v, n in sorted(counts.items(), key=lambda x: -x[1]))
+
+
 def _provenance(records: list[dict[str, Any]]) -> list[str]:
     lines = ["| model | dataset | ours recall@20 | paper recall@20 | deviations |", "|---|---|---|---|---|"]
     seen: dict[tuple[str, str], list[float]] = {}
@@ -62,7 +70,9 @@ def write_report(records: list[dict[str, Any]], commands: list[str], wall_second
     out += ["", "## Protocol", "", PROTOCOL, "",
             f"Seeds: {', '.join(map(str, seeds))}. Hardware: {'; '.join(hardware)}. "
             f"{len(records)} runs, {total / 60:.1f} min of training and evaluation in all"
-            + (f"; this invocation took {wall_seconds / 60:.1f} min." if wall_seconds else "."), ""]
+            + (f"; this invocation took {wall_seconds / 60:.1f} min." if wall_seconds else "."),
+            "", "Code (the commit each run's process imported, `-dirty` with uncommitted edits): "
+            + _code_versions(records) + ".", ""]
     tuned = {(r["spec"]["dataset"], r["spec"]["model"]): r["spec"]["config"] for r in records
              if r["spec"]["config"] and r["spec"]["model"] != "mmil"}
     if tuned:

@@ -66,12 +66,21 @@ class RunSpec:
 
 
 def code_version() -> str:
+    """The commit of the checkout (``-dirty`` with uncommitted edits), read once per process: a
+    record names the code its process imported, not whatever was committed while it trained."""
+    return _CODE_VERSION
+
+
+def _git_describe() -> str:
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                              capture_output=True, text=True, timeout=10)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+_CODE_VERSION = _git_describe()
 
 
 def resolve_device(name: str) -> torch.device:

@@ -98,7 +98,11 @@ def test_figure_command_and_report_trains_nothing(tmp_path: Path) -> None:
     assert "runs 1/" not in res.stderr and "epoch 1/" not in res.stderr
     assert sorted(p.name for p in (tmp_path / "results" / "runs").iterdir()) == runs
     assert (tmp_path / "figures" / "figure4.png").is_file()
-    assert "Figure 4" in (tmp_path / "results" / "REPORT.md").read_text()
+    page = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "Figure 4" in page
+    import json
+    version = json.loads(next((tmp_path / "results" / "runs").iterdir()).read_text())["code_version"]
+    assert f"`{version}` (6 runs)" in page
 
 
 def test_tune_chooses_on_validation(tmp_path: Path) -> None:
