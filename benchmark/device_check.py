@@ -1,0 +1,107 @@
+"""One short check of a device path (a script, not a test), for the sessions that get a GPU:
+
+    python -m benchmark.device_check --device cuda --data-root ../shared/data --datasets synthetic-clothing tiktok
+
+For every model and dataset: build the model on the device from seed 0, score a few hundred
+users there and on the CPU from the same weights (they must agree: a tensor left on the CPU, or
+a kernel that differs, shows up here), then time one training epoch and one full-ranking pass
+over the validation users on the device, and report the peak device memory. Every row goes to
+``--out`` (JSON) as soon as it is measured, so a check cut short by a time limit keeps its rows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import TrainConfig, build_config
+from .data import load_dataset
+from .evaluator import evaluate
+from .experiments import TABLE2_MODELS
+from .registry import get_model
+from .runs import resolve_device
+from .trainer import make_optimizer, peak_memory_mb, run_epoch, seed_everything
+from .sampling import interaction_keys
+
+PARITY_USERS = 256
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def check_one(model_name: str, dataset: str, root: Path | None, device: torch.device) -> dict[str, Any]:
+    data = load_dataset(dataset, root)
+    cls = get_model(model_name)
+    seed_everything(0)
+    model = cls(data, build_config(cls.Config)).to(device)
+    users = torch.arange(min(PARITY_USERS, data.n_users))
+    reference = cls(data, build_config(cls.Config))
+    reference.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+    model.eval()
+    reference.eval()
+    with torch.no_grad():
+        here = model.score(users.to(device)).float().cpu()
+        there = reference.score(users).float()
+    parity = float((here - there).abs().max() / there.abs().max().clamp_min(1e-12))
+    cfg = build_config(TrainConfig, cls.train_defaults)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    opt = make_optimizer(model, cfg)
+    model.train()
+    model.start_epoch(1)
+    _sync(device)
+    t0 = time.perf_counter()
+    terms = run_epoch(model, data, opt, cfg, interaction_keys(data.train), np.random.default_rng(0))
+    _sync(device)
+    epoch_s = time.perf_counter() - t0
+    val = evaluate(model, data, "valid", batch_users=cfg.eval_batch_users)
+    return {"model": model_name, "dataset": dataset, "device": str(device),
+            "score_parity_rel": parity, "loss_finite": bool(np.isfinite(terms["loss"])),
+            "epoch_s": epoch_s, "eval_s": val.seconds, "valid_recall@20": val.mean["recall@20"],
+            "peak_memory_mb": peak_memory_mb(device)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--data-root", type=Path)
+    p.add_argument("--datasets", nargs="+", default=["synthetic-clothing"])
+    p.add_argument("--models", nargs="+", default=list(TABLE2_MODELS))
+    p.add_argument("--out", type=Path, help="write the rows here as JSON, one update per row")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="largest relative score difference allowed")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    rows: list[dict[str, Any]] = []
+    failed = []
+    total = len(args.datasets) * len(args.models)
+    for d in args.datasets:
+        for m in args.models:
+            try:
+                row = check_one(m, d, args.data_root, device)
+            except Exception as e:  # one broken model must not hide the others' rows
+                row = {"model": m, "dataset": d, "device": str(device), "error": f"{type(e).__name__}: {e}"}
+            ok = "error" not in row and row["loss_finite"] and row["score_parity_rel"] <= args.tolerance
+            row["ok"] = bool(ok)
+            if not ok:
+                failed.append(f"{d}/{m}")
+            rows.append(row)
+            if args.out:
+                args.out.write_text(json.dumps(rows, indent=1))
+            shown = row.get("error") or (f"parity {row['score_parity_rel']:.1e}  epoch {row['epoch_s']:.2f}s  "
+                                          f"eval {row['eval_s']:.2f}s  peak {row['peak_memory_mb']:.0f} MB")
+            print(f"[{len(rows)}/{total}] {d}/{m} on {device}: {'ok' if ok else 'FAILED'}  {shown}", flush=True)
+    if failed:
+        print(f"failed: {' '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
