@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         print(" + ".join(f"{a.name}: {len(a.specs)} runs" for a in arts), file=sys.stderr)
         execute(union, args.data_root, args.device, args.jobs, args.force, verbose=not args.quiet,
                 backend=args.backend, scheduler=args.scheduler)
-    all_records, commands = [], []
+    all_records, commands, rendered = [], [], []
     for a in arts:
         records = existing(a.specs, args.data_root)
         if len(records) < len(a.specs):
@@ -204,11 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         if records:
             a.render(records, args.tag)
             commands.append(a.command(records, args.data_root, args.tag))
+            rendered.append(a.name)
         all_records += records
     if args.all or args.report:
         from benchmark.report_page import write_report
         unique = list({r["key"]: r for r in all_records}.values())
-        path = write_report(unique, commands, time.perf_counter() - t0 if not args.report else 0.0, args.tag)
+        path = write_report(unique, commands, rendered, time.perf_counter() - t0 if not args.report else 0.0,
+                            args.tag)
         print(f"wrote {path}", file=sys.stderr)
     print(f"total {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return 0

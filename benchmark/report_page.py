@@ -50,8 +50,13 @@ def _provenance(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_report(records: list[dict[str, Any]], commands: list[str], wall_seconds: float, tag: str = "") -> Path:
-    """``results/REPORT.md`` (``REPORT-<tag>.md`` embedding the tagged tables and figures)."""
+def write_report(records: list[dict[str, Any]], commands: list[str], rendered: list[str], wall_seconds: float,
+                 tag: str = "") -> Path:
+    """``results/REPORT.md`` (``REPORT-<tag>.md`` embedding the tagged tables and figures).
+
+    Only the artefacts in ``rendered`` (names like "Table 3", rendered from ``records`` by this
+    invocation) are embedded: a file left on disk by another protocol must not appear beside
+    commands and records that did not make it."""
     res = results_dir()
     out = ["# MMIL benchmark report", "",
            "Every number and figure here was rendered from the run records in `results/runs/` by the "
@@ -80,11 +85,11 @@ def write_report(records: list[dict[str, Any]], commands: list[str], wall_second
         out += [f"- {d} / {m}: `{c}`" for (d, m), c in sorted(tuned.items())] + [""]
     for stem, title in (("table2", "Table 2"), ("table3", "Table 3")):
         p = res / f"{tagged(stem, tag)}.md"
-        if p.is_file():
+        if title in rendered and p.is_file():
             out += [f"## {title}", "", _strip_title(p.read_text()), ""]
     for fig in (2, 3, 4):
         png = figures_dir() / f"{tagged(f'figure{fig}', tag)}.png"
-        if png.is_file():
+        if f"Figure {fig}" in rendered and png.is_file():
             out += [f"## Figure {fig}", "", f"![Figure {fig}](../figures/{png.name})", ""]
     out += ["## Provenance", "", "The paper's numbers that are known are in `benchmark/paper.py` with "
             "their source; `n/a` means the paper's table was not available to us.", ""]

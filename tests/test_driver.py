@@ -81,5 +81,11 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     assert (tmp_path / "results" / "table2-other.csv").is_file()
     report = (tmp_path / "results" / "REPORT-other.md").read_text()
     assert "--tag other" in report and "Table 2" in report
+    # a table left on disk by another protocol is not embedded in a report whose records lack it
+    (tmp_path / "results" / "table3.md").write_text("# Table 3\n\nSTRAY ROW\n")
+    untagged = run(["--report", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"], tmp_path)
+    assert untagged.returncode == 0, untagged.stderr
+    page = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "## Table 2" in page and "STRAY" not in page and "## Table 3" not in page
     bad = run(["--report", "--tag", "../x"], tmp_path)
     assert bad.returncode == 2 and "--tag" in bad.stderr
