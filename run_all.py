@@ -6,6 +6,7 @@
     python run_all.py --figure 2                 # Figure 2 (also 3, 4; --sensitivity for all three)
     python run_all.py --all                      # everything above, then results/REPORT.md
     python run_all.py --report                   # re-render every artefact from existing records
+    python run_all.py --all --plan               # runs needed, recorded, to run; time left; trains nothing
     python run_all.py --tune lightgcn --datasets synthetic-baby   # grid search on validation
     python run_all.py --table 1 --data-root ../shared/data --datasets amazon-baby tiktok
     python run_all.py --list                     # datasets and models known
@@ -45,6 +46,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     what.add_argument("--tune", metavar="MODEL", help="grid-search MODEL on validation, store the choice")
     what.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="with --tune: this grid instead of the model's")
     what.add_argument("--list", action="store_true", help="list known datasets and models, then exit")
+    what.add_argument("--plan", action="store_true",
+                      help="with an artefact flag: count its runs, recorded and to run, estimate the time left; trains nothing")
     how = p.add_argument_group("how")
     how.add_argument("--datasets", nargs="+", help="dataset names (default: the folders under --data-root "
                      "if any, else the synthetic presets)")
@@ -67,6 +70,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
         p.error(f"--tag {args.tag!r}: letters, digits, '-' and '_' only")
+    if args.plan and args.report:
+        p.error("--plan goes with the flags that train (--table 2, --ablation, --figure N, --all), not --report")
     if not (args.table or args.ablation or args.figure or args.sensitivity or args.all or args.report
             or args.tune or args.list):
         p.error("nothing to do: give --table 2, --ablation, --figure N, --all, --report, --tune MODEL or --list")
@@ -147,6 +152,40 @@ def artefacts(args: argparse.Namespace, datasets: list[str], models: list[str]) 
     return out
 
 
+def plan(arts: list[Artefact], data_root: Path) -> list[str]:
+    """Per artefact and dataset: runs needed, recorded, to run; and the one-process time of those
+    to run, from the recorded runs of the same dataset and model: as long as those took (uncapped
+    ones preferred), and at most their seconds per epoch times each run's epoch cap."""
+    import json
+    from benchmark.paths import runs_dir
+    past: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for path in runs_dir().glob("*.json"):
+        r = json.loads(path.read_text())
+        past.setdefault((r["spec"]["dataset"], r["spec"]["model"]), []).append(r)
+    lines, typical, worst, unknown, seen = [], 0.0, 0.0, 0, set()
+    for a in arts:
+        for d in dict.fromkeys(s.dataset for s in a.specs):
+            specs = [s for s in a.specs if s.dataset == d]
+            keys = [s.key(data_root) for s in specs]
+            todo = [s for s, k in zip(specs, keys) if k not in seen and not (runs_dir() / f"{k}.json").is_file()]
+            seen.update(keys)
+            for s in todo:
+                recs = past.get((s.dataset, s.model))
+                if not recs:
+                    unknown += 1
+                    continue
+                full = [r for r in recs if not r["epochs_capped"]] or recs
+                typical += sum(r["total_seconds"] for r in full) / len(full)
+                per_epoch = sum(r["total_seconds"] / max(r["epochs_run"], 1) for r in recs) / len(recs)
+                worst += per_epoch * s.resolved()[1].max_epochs
+            lines.append(f"{a.name} / {d}: {len(specs)} runs, {len(specs) - len(todo)} recorded or shared, "
+                         f"{len(todo)} to run")
+    lines.append(f"to run: about {typical / 3600:.1f} h in one process if runs stop where recorded ones did, "
+                 f"at most {worst / 3600:.1f} h" + (f"; {unknown} run(s) of a dataset and model with no record "
+                                                     "to estimate from" if unknown else ""))
+    return lines
+
+
 def run_tune(args: argparse.Namespace, datasets: list[str]) -> None:
     grid = tuning.parse_grid(args.grid) if args.grid else None
     specs = tuning.tune_specs(args.tune, datasets, args.seeds or [0], args.epochs, grid)
@@ -183,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         run_tune(args, datasets)
     arts = artefacts(args, datasets, models)
     if not arts:
+        return 0
+    if args.plan:
+        print("\n".join(plan(arts, args.data_root)))
         return 0
     if not args.report:
         union = [s for a in arts for s in a.specs]

@@ -72,7 +72,13 @@ def test_bad_input_one_line_error(tmp_path: Path) -> None:
 def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     """--tag writes table2-TAG.* and REPORT-TAG.md and leaves table2.* as they were."""
     base = ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2", "--quiet"]
+    before = run([*base, "--plan"], tmp_path)
+    assert "Table 2 / synthetic-tiny: 1 runs, 0 recorded or shared, 1 to run" in before.stdout
+    assert "1 run(s) of a dataset and model with no record" in before.stdout
+    assert not (tmp_path / "results" / "runs").exists() or not any((tmp_path / "results" / "runs").iterdir())
     assert run(base, tmp_path).returncode == 0
+    after = run([*base, "--plan"], tmp_path).stdout
+    assert "1 recorded or shared, 0 to run" in after and "about 0.0 h" in after
     default = (tmp_path / "results" / "table2.md").read_text()
     tagged = run(["--report", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2",
                   "--tag", "other"], tmp_path)
