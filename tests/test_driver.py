@@ -44,7 +44,9 @@ def test_interrupted_run_leaves_no_record(tmp_path: Path) -> None:
                           # MMIL trains at least 30 epochs (seconds): LightGCN on the tiny preset could
                           # early-stop and exit before the signal arrives
                           "synthetic-tiny", "--models", "mmil", "--epochs", "100000"],
-                         stderr=subprocess.PIPE, text=True, env=env)
+                         stderr=subprocess.PIPE, text=True, env=env,
+                         # a shell's background job ignores SIGINT and its children inherit that
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert p.stderr is not None
     deadline = time.time() + 120
     while time.time() < deadline:
