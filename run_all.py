@@ -28,7 +28,7 @@ from benchmark.config import ConfigError
 from benchmark.data import DataError, available, real_datasets
 from benchmark.paths import default_data_root, figures_dir, results_dir, tagged
 from benchmark.registry import UnknownModel, model_names
-from benchmark.runs import RunSpec, execute, existing
+from benchmark.runs import RunSpec, execute, existing, record_path
 
 SYNTHETIC_DEFAULT = ["synthetic-clothing", "synthetic-sports", "synthetic-baby"]
 
@@ -166,9 +166,9 @@ def plan(arts: list[Artefact], data_root: Path) -> list[str]:
     for a in arts:
         for d in dict.fromkeys(s.dataset for s in a.specs):
             specs = [s for s in a.specs if s.dataset == d]
-            keys = [s.key(data_root) for s in specs]
-            todo = [s for s, k in zip(specs, keys) if k not in seen and not (runs_dir() / f"{k}.json").is_file()]
-            seen.update(keys)
+            paths = [record_path(s, data_root) for s in specs]
+            todo = [s for s, p in zip(specs, paths) if p not in seen and not p.is_file()]
+            seen.update(paths)
             for s in todo:
                 recs = past.get((s.dataset, s.model))
                 if not recs:
