@@ -76,7 +76,7 @@ def write_report(records: list[dict[str, Any]], commands: list[str], rendered: l
             f"Seeds: {', '.join(map(str, seeds))}. Hardware: {'; '.join(hardware)}. "
             f"{len(records)} runs, {total / 60:.1f} min of training and evaluation in all"
             + (f"; this invocation took {wall_seconds / 60:.1f} min." if wall_seconds else "."),
-            "", "Code (the commit each run's process imported, `-dirty` with uncommitted edits): "
+            "", "Code (the commit each run's process imported, `-dirty` with uncommitted code edits): "
             + _code_versions(records) + ".", ""]
     tuned = {(r["spec"]["dataset"], r["spec"]["model"]): r["spec"]["config"] for r in records
              if r["spec"]["config"] and r["spec"]["model"] != "mmil"}

@@ -71,11 +71,22 @@ def code_version() -> str:
     return _CODE_VERSION
 
 
-def _git_describe() -> str:
+# What a run's numbers depend on. Rendered tables, figures and records under results/ and
+# figures/ are outputs: their being newer than the last commit must not mark a run "-dirty".
+CODE_PATHS = ("benchmark", "baselines", "mmil", "run_all.py", "pyproject.toml")
+
+
+def _git_describe(root: Path = ROOT) -> str:
+    """``git describe`` of ``root``, with ``-dirty`` only where a file under CODE_PATHS differs
+    from the commit (tracked edits, or untracked files that git does not ignore)."""
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
+        head = subprocess.run(["git", "-C", str(root), "describe", "--always"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        if not head:
+            return "unknown"
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", *CODE_PATHS],
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+        return f"{head}-dirty" if changed else head
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
