@@ -10,9 +10,9 @@ mmil --grid ...``):
   r_temp 1 or 5: 0.3436; at 25, and every uniform run: 0.3462. The gap is within one seed's
   noise, so r_temp stays 1 for now; mmil.md's finding that r_temp = 1 saturates r_u makes 25
   the first candidate of a TikTok sweep with three seeds (not run yet: a TikTok MMIL epoch
-  takes about 20 s on 2 CPU cores).
+  takes about 28 s on one CPU thread); with three seeds on synthetic-baby it ties (below).
 - t_assign, attn_temp, kl_mode, attn_scale: the values mmil.md measured (0.1, 0.1, marginal,
-  cos); not re-swept here.
+  cos); re-checked one at a time on synthetic-baby with three seeds (last item below).
 - TikTok, Table 3 under the default protocol (uncapped, seeds 0-2, test Recall@20 / NDCG@20,
   mean ± std; ``run_all.py --ablation --data-root ../shared/data --datasets tiktok --tag tiktok``,
   results/table3-tiktok.md): mmil 0.0817 ± 0.0036 / 0.0281 ± 0.0024, w/o IL 0.0715 ± 0.0043 /
