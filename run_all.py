@@ -26,6 +26,7 @@ from typing import Any, Callable
 from benchmark import experiments, report, tuning
 from benchmark.config import ConfigError
 from benchmark.data import DataError, available, real_datasets
+from benchmark.estimate import History
 from benchmark.paths import default_data_root, figures_dir, results_dir, tagged
 from benchmark.registry import UnknownModel, model_names
 from benchmark.runs import RunSpec, execute, existing, record_path
@@ -154,14 +155,8 @@ def artefacts(args: argparse.Namespace, datasets: list[str], models: list[str]) 
 
 def plan(arts: list[Artefact], data_root: Path) -> list[str]:
     """Per artefact and dataset: runs needed, recorded, to run; and the one-process time of those
-    to run, from the recorded runs of the same dataset and model: as long as those took (uncapped
-    ones preferred), and at most their seconds per epoch times each run's epoch cap."""
-    import json
-    from benchmark.paths import runs_dir
-    past: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for path in runs_dir().glob("*.json"):
-        r = json.loads(path.read_text())
-        past.setdefault((r["spec"]["dataset"], r["spec"]["model"]), []).append(r)
+    to run, estimated from the recorded runs (``benchmark.estimate``)."""
+    history = History.load()
     lines, typical, worst, unknown, seen = [], 0.0, 0.0, 0, set()
     for a in arts:
         for d in dict.fromkeys(s.dataset for s in a.specs):
@@ -170,14 +165,12 @@ def plan(arts: list[Artefact], data_root: Path) -> list[str]:
             todo = [s for s, p in zip(specs, paths) if p not in seen and not p.is_file()]
             seen.update(paths)
             for s in todo:
-                recs = past.get((s.dataset, s.model))
-                if not recs:
+                e = history.estimate(s)
+                if e is None:
                     unknown += 1
                     continue
-                full = [r for r in recs if not r["epochs_capped"]] or recs
-                typical += sum(r["total_seconds"] for r in full) / len(full)
-                per_epoch = sum(r["total_seconds"] / max(r["epochs_run"], 1) for r in recs) / len(recs)
-                worst += per_epoch * s.resolved()[1].max_epochs
+                typical += e.typical_seconds
+                worst += e.worst_seconds
             lines.append(f"{a.name} / {d}: {len(specs)} runs, {len(specs) - len(todo)} recorded or shared, "
                          f"{len(todo)} to run")
     lines.append(f"to run: about {typical / 3600:.1f} h in one process if runs stop where recorded ones did, "

@@ -23,6 +23,7 @@ import torch
 from .atomic import write_text_atomic
 from .config import TrainConfig, build_config, config_dict
 from .data import load_dataset
+from .estimate import History, longest_first
 from .paths import ROOT, runs_dir
 from .registry import get_model
 from .trainer import Log, seed_everything, stderr_log, train
@@ -161,9 +162,14 @@ def load_record(spec: RunSpec, data_root: Path | None, directory: Path | None = 
     return json.loads(path.read_text())
 
 
-def _worker(spec: RunSpec, data_root: Path | None, device: str, threads: int, verbose: bool) -> dict[str, Any]:
+def _worker(spec: RunSpec, data_root: Path | None, device: str, threads: int, verbose: bool,
+            directory: Path | None = None, force: bool = False) -> tuple[dict[str, Any], bool]:
+    """The run's record and whether it was trained here: a record written since the driver made
+    its list (by another driver on the same results) is taken as it is."""
+    if not force and (rec := load_record(spec, data_root, directory)) is not None:
+        return rec, False
     torch.set_num_threads(threads)
-    return run_one(spec, data_root, device, stderr_log if verbose else None)
+    return run_one(spec, data_root, device, stderr_log if verbose else None), True
 
 
 def existing(specs: Iterable[RunSpec], data_root: Path | None, directory: Path | None = None) -> list[dict[str, Any]]:
@@ -188,27 +194,31 @@ def execute(specs: Iterable[RunSpec], data_root: Path | None, device: str = "aut
         progress(f"{done_before} of {len(specs)} runs already recorded, skipped")
     if todo:
         threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+        if jobs > 1 or backend == "dask":
+            todo = longest_first(todo, History.load(directory))
+        args = [data_root, device, threads if jobs > 1 or backend == "dask" else torch.get_num_threads(),
+                verbose, directory, force]
         t0 = time.perf_counter()
         client = None
         if backend == "dask":
-            from dask.distributed import Client  # optional dependency: the `dask` extra
+            from dask.distributed import Client, as_completed  # optional dependency: the `dask` extra
             client = Client(scheduler) if scheduler else Client(processes=False)
-            futures = client.map(_worker, todo, [data_root] * len(todo), [device] * len(todo),
-                                 [threads] * len(todo), [verbose] * len(todo), pure=False)
-            from dask.distributed import as_completed
-            results: Iterable[dict[str, Any]] = (f.result() for f in as_completed(futures))
+            futures = client.map(_worker, todo, *([a] * len(todo) for a in args), pure=False)
+            results: Iterable[tuple[dict[str, Any], bool]] = (f.result() for f in as_completed(futures))
         elif jobs <= 1:
-            results = (_worker(s, data_root, device, torch.get_num_threads(), verbose) for s in todo)
+            results = (_worker(s, *args) for s in todo)
         else:
             from joblib import Parallel, delayed
             results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(_worker)(s, data_root, device, threads, verbose) for s in todo)
+                delayed(_worker)(s, *args) for s in todo)
         by_key = {s.key(data_root): s for s in todo}
-        for n, rec in enumerate(results, start=1):
-            write_atomic(record_path(by_key[rec["key"]], data_root, directory), rec)
+        for n, (rec, ran) in enumerate(results, start=1):
+            if ran:
+                write_atomic(record_path(by_key[rec["key"]], data_root, directory), rec)
             el = time.perf_counter() - t0
             progress(f"runs {n}/{len(todo)} done ({rec['spec']['dataset']}/{rec['spec']['model']} "
-                     f"seed {rec['spec']['seed']}: test recall@20 {rec['test']['recall@20']:.4f}); "
+                     f"seed {rec['spec']['seed']}: test recall@20 {rec['test']['recall@20']:.4f}"
+                     f"{'' if ran else ', recorded meanwhile by another process'}); "
                      f"{el:.0f}s elapsed, about {el / n * (len(todo) - n):.0f}s left")
         if client is not None and scheduler:
             client.close()

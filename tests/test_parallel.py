@@ -68,3 +68,41 @@ def test_resume_after_killed_driver(tmp_path: Path) -> None:
     again = pd.read_csv(fresh / "results" / "table2.csv").drop(columns="seconds_per_epoch")
     pd.testing.assert_frame_equal(again, resumed, rtol=1e-4)
     assert all(json.loads(f.read_text())["test"] for f in runs.glob("*.json"))
+
+
+def _record(dataset: str, model: str, seconds: float, config: dict | None = None, capped: bool = False) -> dict:
+    return {"spec": {"dataset": dataset, "model": model, "seed": 0, "config": config or {}, "train": {},
+                     "epochs": None}, "epochs_capped": capped, "total_seconds": seconds, "epochs_run": 10}
+
+
+def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
+    from benchmark.estimate import History, longest_first
+    history = History([_record("synthetic-tiny", "mmil", 10.0), _record("synthetic-tiny", "mmil", 30.0),
+                       _record("synthetic-tiny", "mmil", 400.0, {"dim": 512}),
+                       _record("synthetic-tiny", "bpr", 2.0), _record("synthetic-tiny", "bpr", 99.0, capped=True)])
+    small = RunSpec("synthetic-tiny", "mmil", 1)
+    big = RunSpec("synthetic-tiny", "mmil", 1, config={"dim": 512})
+    bpr = RunSpec("synthetic-tiny", "bpr", 1)
+    new = RunSpec("synthetic-tiny", "lightgcn", 1)
+    e = history.estimate(small)
+    # only the d=64 runs count for a d=64 run: (10 + 30) / 2, and 4 s/epoch times its epoch cap
+    assert e is not None and e.typical_seconds == pytest.approx(20.0)
+    assert e.worst_seconds == pytest.approx(2.0 * small.resolved()[1].max_epochs)
+    assert history.estimate(big).typical_seconds == pytest.approx(400.0)  # type: ignore[union-attr]
+    assert history.estimate(bpr).typical_seconds == pytest.approx(2.0)  # type: ignore[union-attr]  # uncapped preferred
+    assert history.estimate(new) is None
+    assert longest_first([bpr, small, big, new], history) == [new, big, small, bpr]
+
+
+def test_a_run_recorded_meanwhile_is_not_trained_again(tmp_path: Path) -> None:
+    """Two drivers on the same results: the second takes the record the first wrote after it
+    made its list, instead of training the run again."""
+    from benchmark.runs import _worker, record_path, run_one, write_atomic
+    spec = specs()[0]
+    rec = run_one(spec, None, "cpu", log=None)
+    rec["marker"] = "written by the other driver"
+    write_atomic(record_path(spec, None, tmp_path), rec)
+    again, ran = _worker(spec, None, "cpu", 1, False, tmp_path)
+    assert not ran and again["marker"] == "written by the other driver"
+    forced, ran = _worker(spec, None, "cpu", 1, False, tmp_path, force=True)
+    assert ran and "marker" not in forced
