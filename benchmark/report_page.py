@@ -50,6 +50,33 @@ def _provenance(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _commands_of(report: str) -> list[str]:
+    """The indented command lines of a report's "## Commands" section."""
+    lines = report.splitlines()
+    start = lines.index("## Commands") + 1 if "## Commands" in lines else len(lines)
+    out = []
+    for line in lines[start:]:
+        if line.startswith("## "):
+            break
+        if line.startswith("    "):
+            out.append(line.strip())
+    return out
+
+
+def _other_reports(res: Path) -> list[str]:
+    """Links to the tagged reports (real data, other protocols) with the commands behind them, so
+    the default report names every committed artefact without embedding another protocol's."""
+    others = sorted(res.glob("REPORT-*.md"))
+    if not others:
+        return []
+    out = ["## Other reports", "", "Rendered with `--tag`, from their own records (real data or another "
+           "protocol); each names its data, seeds and time.", ""]
+    for p in others:
+        out.append(f"- [{p.name}]({p.name}):")
+        out += [f"  `{c}`" for c in _commands_of(p.read_text())]
+    return out + [""]
+
+
 def write_report(records: list[dict[str, Any]], commands: list[str], rendered: list[str], wall_seconds: float,
                  tag: str = "") -> Path:
     """``results/REPORT.md`` (``REPORT-<tag>.md`` embedding the tagged tables and figures).
@@ -94,6 +121,8 @@ def write_report(records: list[dict[str, Any]], commands: list[str], rendered: l
     out += ["## Provenance", "", "The paper's numbers that are known are in `benchmark/paper.py` with "
             "their source; `n/a` means the paper's table was not available to us.", ""]
     out += _provenance([r for r in records if r["spec"]["model"] != "mmil" or not r["spec"]["config"]])
+    if not tag:
+        out += _other_reports(res)
     path = res / f"{tagged('REPORT', tag)}.md"
     write_text_atomic(path, "\n".join(out) + "\n")
     return path

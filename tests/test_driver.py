@@ -97,5 +97,9 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     assert untagged.returncode == 0, untagged.stderr
     page = (tmp_path / "results" / "REPORT.md").read_text()
     assert "## Table 2" in page and "STRAY" not in page and "## Table 3" not in page
+    # the default report links the tagged one with the command that made it, without embedding it
+    other = page[page.index("## Other reports"):]
+    assert "- [REPORT-other.md](REPORT-other.md):" in other
+    assert "`python run_all.py --table 2 --datasets synthetic-tiny --seeds 0 --epochs 2 --tag other`" in other
     bad = run(["--report", "--tag", "../x"], tmp_path)
     assert bad.returncode == 2 and "--tag" in bad.stderr
