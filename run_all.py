@@ -94,7 +94,10 @@ class Artefact:
         seeds = sorted({r["spec"]["seed"] for r in records})
         caps = sorted({r["spec"]["epochs"] for r in records if r["spec"]["epochs"] is not None})
         real = [d for d in datasets if not any(r["dataset"]["synthetic"] for r in records if r["spec"]["dataset"] == d)]
-        return " ".join(["python run_all.py", self.flag, "--datasets", *datasets, "--seeds", *map(str, seeds)]
+        models = list(dict.fromkeys(r["spec"]["model"] for r in records))
+        subset = self.flag == "--table 2" and set(models) != set(experiments.TABLE2_MODELS)
+        return " ".join(["python run_all.py", self.flag, "--datasets", *datasets]
+                        + (["--models", *models] if subset else []) + ["--seeds", *map(str, seeds)]
                         + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
                         + (["--data-root", str(data_root)] if real else []) + (["--tag", tag] if tag else []))
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import paper
 from .atomic import write_text_atomic
+from .experiments import TABLE2_MODELS
 from .paths import ROOT, figures_dir, results_dir, tagged
 from .registry import get_model
 
@@ -114,6 +115,9 @@ def write_report(records: list[dict[str, Any]], commands: list[str], rendered: l
         p = res / f"{tagged(stem, tag)}.md"
         if title in rendered and p.is_file():
             out += [f"## {title}", "", _strip_title(p.read_text()), ""]
+            if title == "Table 2" and (missing := [m for m in TABLE2_MODELS
+                                                    if m not in {r["spec"]["model"] for r in records}]):
+                out += [f"Not run for this report: {', '.join(missing)} (see the README for why).", ""]
     for fig in (2, 3, 4):
         png = figures_dir() / f"{tagged(f'figure{fig}', tag)}.png"
         if f"Figure {fig}" in rendered and png.is_file():

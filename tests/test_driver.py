@@ -91,6 +91,7 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     assert (tmp_path / "results" / "table2-other.csv").is_file()
     report = (tmp_path / "results" / "REPORT-other.md").read_text()
     assert "--tag other" in report and "Table 2" in report
+    assert "Not run for this report: vbpr, lightgcn, mmgcn" in report
     # a table left on disk by another protocol is not embedded in a report whose records lack it
     (tmp_path / "results" / "table3.md").write_text("# Table 3\n\nSTRAY ROW\n")
     untagged = run(["--report", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"], tmp_path)
@@ -100,6 +101,6 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     # the default report links the tagged one with the command that made it, without embedding it
     other = page[page.index("## Other reports"):]
     assert "- [REPORT-other.md](REPORT-other.md):" in other
-    assert "`python run_all.py --table 2 --datasets synthetic-tiny --seeds 0 --epochs 2 --tag other`" in other
+    assert "`python run_all.py --table 2 --datasets synthetic-tiny --models bpr --seeds 0 --epochs 2 --tag other`" in other
     bad = run(["--report", "--tag", "../x"], tmp_path)
     assert bad.returncode == 2 and "--tag" in bad.stderr
