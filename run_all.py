@@ -6,6 +6,7 @@
     python run_all.py --figure 2                 # Figure 2 (also 3, 4; --sensitivity for all three)
     python run_all.py --all                      # everything above, then results/REPORT.md
     python run_all.py --report                   # re-render every artefact from existing records
+    python run_all.py --report --table 2         # ... only Table 2 (and its REPORT.md)
     python run_all.py --all --plan               # runs needed, recorded, to run; time left; trains nothing
     python run_all.py --tune lightgcn --datasets synthetic-baby   # grid search on validation
     python run_all.py --table 1 --data-root ../shared/data --datasets amazon-baby tiktok
@@ -43,7 +44,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     what.add_argument("--sensitivity", action="store_true", help="Figures 2, 3 and 4")
     what.add_argument("--all", action="store_true", help="Tables 2 and 3, Figures 2-4 and results/REPORT.md")
     what.add_argument("--report", action="store_true",
-                      help="re-render every artefact and REPORT.md from existing records; trains nothing")
+                      help="re-render every artefact (only those named, with --table 2/--ablation/--figure N) "
+                      "and REPORT.md from existing records; trains nothing")
     what.add_argument("--tune", metavar="MODEL", help="grid-search MODEL on validation, store the choice")
     what.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="with --tune: this grid instead of the model's")
     what.add_argument("--list", action="store_true", help="list known datasets and models, then exit")
@@ -139,7 +141,8 @@ def render_figure(figure: int) -> Callable[[list[dict[str, Any]], str], None]:
 
 
 def artefacts(args: argparse.Namespace, datasets: list[str], models: list[str]) -> list[Artefact]:
-    every = args.all or args.report
+    named = args.table == 2 or args.ablation or args.figure or args.sensitivity
+    every = args.all or (args.report and not named)
     tuned = tuning.load_choices()
     out = []
     if args.table == 2 or every:

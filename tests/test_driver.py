@@ -102,5 +102,12 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     other = page[page.index("## Other reports"):]
     assert "- [REPORT-other.md](REPORT-other.md):" in other
     assert "`python run_all.py --table 2 --datasets synthetic-tiny --models bpr --seeds 0 --epochs 2 --tag other`" in other
+    # --report with an artefact flag re-renders that artefact alone; without one, every artefact
+    assert "Table 3:" in untagged.stderr and "Figure 4:" in untagged.stderr
+    only = run(["--report", "--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"],
+               tmp_path)
+    assert only.returncode == 0, only.stderr
+    assert "Table 3" not in only.stderr and "Figure" not in only.stderr and "wrote" in only.stderr
+    assert "## Table 2" in (tmp_path / "results" / "REPORT.md").read_text()
     bad = run(["--report", "--tag", "../x"], tmp_path)
     assert bad.returncode == 2 and "--tag" in bad.stderr
