@@ -21,6 +21,10 @@ def _missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
+def _p(p: float) -> str:
+    return "n/a" if _missing(p) else f"{p:.3g}"
+
+
 def cell(mean: float, std: float | None) -> str:
     return f"{mean:.4f}" if _missing(std) else f"{mean:.4f} ± {std:.4f}"
 
@@ -63,7 +67,7 @@ def _rows(part: pd.DataFrame, row_key: str, metrics: tuple[str, ...], focus: str
             body.append(cells)
         if pvalues:
             cells = ["p-value (users / seeds)", ""] + [
-                f"{pvalues[m]['p_users']:.3g} / {pvalues[m]['p_seeds']:.3g}" if m in pvalues else ""
+                f"{_p(pvalues[m]['p_users'])} / {_p(pvalues[m]['p_seeds'])}" if m in pvalues else ""
                 for m in metrics] + [""] * len(metrics) + [""]
             body.append(cells)
     return head, body

@@ -67,6 +67,22 @@ def test_compare_pairs_users_and_seeds() -> None:
     assert compare(noise, recs_b)["p_users"] > 0.01
 
 
+def test_table2_with_seeds_and_a_metric_kept_only_as_a_mean() -> None:
+    """Records hold per-user recall and NDCG but not precision: Table 2 over several seeds still
+    renders, with the over-users p-value of precision n/a and its over-seeds one computed."""
+    rng = np.random.default_rng(1)
+    base = rng.random(50)
+    recs = [record("toy", m, s, 0.1 + gain + s / 100 + rng.normal(0, 0.002), list(base + gain))
+            for m, gain in (("lightgcn", 0.0), ("mmil", 0.05)) for s in range(3)]
+    df = experiments.table2_frame(recs)
+    pv = experiments.pvalues_vs_best(recs, df, "model", "mmil", experiments.TABLE2_METRICS)
+    assert pv["toy"]["recall@20"]["p_users"] == 0.0
+    assert np.isnan(pv["toy"]["precision@20"]["p_users"]) and pv["toy"]["precision@20"]["p_seeds"] < 0.01
+    md = report.markdown_table(df, "model", experiments.TABLE2_METRICS, "T", "mmil", pv)
+    row = next(l for l in md.splitlines() if l.startswith("| p-value"))
+    assert "0 / " in row and "n/a / " in row
+
+
 def test_figure_files(tmp_path: Path) -> None:
     from benchmark.figures import draw
     rows = [{"dataset": d, "parameter": p, "value": v, "recall@20": 0.1 + i / 100, "ndcg@20": 0.05,
