@@ -51,7 +51,8 @@ def draw(figure: int, frame: pd.DataFrame, out_dir: Path, note: str = "", tag: s
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for p in paths:
         tmp = p.with_name(f".{p.stem}.tmp{p.suffix}")
-        fig.savefig(tmp, dpi=200)
+        # no creation date in the PDF: redrawing the same records gives the same bytes
+        fig.savefig(tmp, dpi=200, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
         tmp.replace(p)
     plt.close(fig)
     return paths
