@@ -29,6 +29,11 @@ mmil --grid ...``):
   0.3457 ± 0.0014; r_temp=25 0.3460 ± 0.0013. Only t_assign=1 stands out (and it is noisy; mmil.md
   found 1 and 10 left the assignment uniform): the first candidate for a TikTok check before the
   default changes. The rest are within a seed's noise, so the mmil.md values stay.
+- TikTok check of t_assign=1 (default protocol, seeds 0 and 1, ``benchmark.runs.execute`` on
+  ``RunSpec("tiktok", "mmil", seed, config={"t_assign": 1.0})``; records in results/runs):
+  validation Recall@20 0.0751 and 0.0682 against the default's 0.0882 and 0.0944 (best epochs 32
+  and 7 against 20 and 24). The synthetic-baby gain does not carry to real features, so
+  t_assign stays 0.1.
 """
 from __future__ import annotations
 
