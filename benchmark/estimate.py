@@ -60,3 +60,13 @@ def longest_first(specs: list[Any], history: History) -> list[Any]:
         e = history.estimate(s)
         return float("inf") if e is None else e.typical_seconds
     return sorted(specs, key=cost, reverse=True)
+
+
+def time_left(elapsed: float, done: list[float | None], left: list[float | None]) -> float:
+    """Seconds left after ``elapsed`` seconds ran the runs estimated at ``done``: scaled by the
+    estimates of the runs ``left`` when every one is known (longest-first ordering puts the long
+    runs early, so a mean per run would overstate the rest), else by the mean per finished run."""
+    known = [x for x in done + left if x is not None]
+    if done and len(known) == len(done) + len(left) and sum(done) > 0:  # type: ignore[arg-type]
+        return elapsed * sum(left) / sum(done)  # type: ignore[arg-type]
+    return elapsed / max(len(done), 1) * len(left)

@@ -23,7 +23,7 @@ import torch
 from .atomic import write_text_atomic
 from .config import TrainConfig, build_config, config_dict
 from .data import load_dataset
-from .estimate import History, longest_first
+from .estimate import History, longest_first, time_left
 from .paths import ROOT, runs_dir
 from .registry import get_model
 from .trainer import Log, seed_everything, stderr_log, train
@@ -194,8 +194,11 @@ def execute(specs: Iterable[RunSpec], data_root: Path | None, device: str = "aut
         progress(f"{done_before} of {len(specs)} runs already recorded, skipped")
     if todo:
         threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+        history = History.load(directory)
         if jobs > 1 or backend == "dask":
-            todo = longest_first(todo, History.load(directory))
+            todo = longest_first(todo, history)
+        estimated = {s.key(data_root): (e.typical_seconds if (e := history.estimate(s)) else None) for s in todo}
+        finished: set[str] = set()
         args = [data_root, device, threads if jobs > 1 or backend == "dask" else torch.get_num_threads(),
                 verbose, directory, force]
         t0 = time.perf_counter()
@@ -216,10 +219,13 @@ def execute(specs: Iterable[RunSpec], data_root: Path | None, device: str = "aut
             if ran:
                 write_atomic(record_path(by_key[rec["key"]], data_root, directory), rec)
             el = time.perf_counter() - t0
+            finished.add(rec["key"])
+            left = time_left(el, [estimated[k] for k in finished],
+                             [v for k, v in estimated.items() if k not in finished])
             progress(f"runs {n}/{len(todo)} done ({rec['spec']['dataset']}/{rec['spec']['model']} "
                      f"seed {rec['spec']['seed']}: test recall@20 {rec['test']['recall@20']:.4f}"
                      f"{'' if ran else ', recorded meanwhile by another process'}); "
-                     f"{el:.0f}s elapsed, about {el / n * (len(todo) - n):.0f}s left")
+                     f"{el:.0f}s elapsed, about {left:.0f}s left")
         if client is not None and scheduler:
             client.close()
     out = []

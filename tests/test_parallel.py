@@ -106,3 +106,12 @@ def test_a_run_recorded_meanwhile_is_not_trained_again(tmp_path: Path) -> None:
     assert not ran and again["marker"] == "written by the other driver"
     forced, ran = _worker(spec, None, "cpu", 1, False, tmp_path, force=True)
     assert ran and "marker" not in forced
+
+
+def test_time_left_scales_by_the_estimates_when_all_are_known() -> None:
+    from benchmark.estimate import time_left
+    # 100 s ran a run estimated at 50 s; 10 s of estimates are left: 20 s, not 100 s per run
+    assert time_left(100.0, [50.0], [5.0, 5.0]) == pytest.approx(20.0)
+    # one run without an estimate: back to the mean per finished run
+    assert time_left(100.0, [50.0], [5.0, None]) == pytest.approx(200.0)
+    assert time_left(0.0, [], [1.0]) == 0.0
