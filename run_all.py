@@ -89,6 +89,7 @@ class Artefact:
     flag: str
     specs: list[RunSpec]
     render: Callable[[list[dict[str, Any]], str], None]   # (records, tag)
+    models: tuple[str, ...] = ()   # the full model list of an artefact that takes --models
 
     def command(self, records: list[dict[str, Any]], data_root: Path, tag: str) -> str:
         """The driver command that reproduces this artefact from scratch, read off its records."""
@@ -97,7 +98,7 @@ class Artefact:
         caps = sorted({r["spec"]["epochs"] for r in records if r["spec"]["epochs"] is not None})
         real = [d for d in datasets if not any(r["dataset"]["synthetic"] for r in records if r["spec"]["dataset"] == d)]
         models = list(dict.fromkeys(r["spec"]["model"] for r in records))
-        subset = self.flag == "--table 2" and set(models) != set(experiments.TABLE2_MODELS)
+        subset = bool(self.models) and set(models) != set(self.models)
         return " ".join(["python run_all.py", self.flag, "--datasets", *datasets]
                         + (["--models", *models] if subset else []) + ["--seeds", *map(str, seeds)]
                         + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
@@ -147,7 +148,8 @@ def artefacts(args: argparse.Namespace, datasets: list[str], models: list[str]) 
     out = []
     if args.table == 2 or every:
         out.append(Artefact("Table 2", "--table 2", experiments.table2_specs(
-            datasets, models, args.seeds or [0], args.epochs, args.mask_valid_at_test, tuned), render_table2))
+            datasets, models, args.seeds or [0], args.epochs, args.mask_valid_at_test, tuned), render_table2,
+            experiments.TABLE2_MODELS))
     if args.ablation or every:
         from mmil import VARIANTS
         out.append(Artefact("Table 3", "--ablation", experiments.ablation_specs(

@@ -66,7 +66,8 @@ def time_left(elapsed: float, done: list[float | None], left: list[float | None]
     """Seconds left after ``elapsed`` seconds ran the runs estimated at ``done``: scaled by the
     estimates of the runs ``left`` when every one is known (longest-first ordering puts the long
     runs early, so a mean per run would overstate the rest), else by the mean per finished run."""
-    known = [x for x in done + left if x is not None]
-    if done and len(known) == len(done) + len(left) and sum(done) > 0:  # type: ignore[arg-type]
-        return elapsed * sum(left) / sum(done)  # type: ignore[arg-type]
+    done_known = [x for x in done if x is not None]
+    left_known = [x for x in left if x is not None]
+    if done and len(done_known) == len(done) and len(left_known) == len(left) and sum(done_known) > 0:
+        return elapsed * sum(left_known) / sum(done_known)
     return elapsed / max(len(done), 1) * len(left)

@@ -197,7 +197,8 @@ def execute(specs: Iterable[RunSpec], data_root: Path | None, device: str = "aut
         history = History.load(directory)
         if jobs > 1 or backend == "dask":
             todo = longest_first(todo, history)
-        estimated = {s.key(data_root): (e.typical_seconds if (e := history.estimate(s)) else None) for s in todo}
+        by_key = {s.key(data_root): s for s in todo}
+        estimated = {k: (e.typical_seconds if (e := history.estimate(s)) else None) for k, s in by_key.items()}
         finished: set[str] = set()
         args = [data_root, device, threads if jobs > 1 or backend == "dask" else torch.get_num_threads(),
                 verbose, directory, force]
@@ -214,7 +215,6 @@ def execute(specs: Iterable[RunSpec], data_root: Path | None, device: str = "aut
             from joblib import Parallel, delayed
             results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
                 delayed(_worker)(s, *args) for s in todo)
-        by_key = {s.key(data_root): s for s in todo}
         for n, (rec, ran) in enumerate(results, start=1):
             if ran:
                 write_atomic(record_path(by_key[rec["key"]], data_root, directory), rec)

@@ -115,3 +115,11 @@ def test_time_left_scales_by_the_estimates_when_all_are_known() -> None:
     # one run without an estimate: back to the mean per finished run
     assert time_left(100.0, [50.0], [5.0, None]) == pytest.approx(200.0)
     assert time_left(0.0, [], [1.0]) == 0.0
+
+
+def test_finishing_time_of_a_greedy_schedule() -> None:
+    from benchmark.schedule_replay import finishing_time
+    # two workers: 1 -> w1, 1 -> w2, 4 -> w1 (free at 1): done at 5; longest first: 4 | 1+1: done at 4
+    assert finishing_time([1.0, 1.0, 4.0], 2) == 5.0
+    assert finishing_time([4.0, 1.0, 1.0], 2) == 4.0
+    assert finishing_time([3.0, 2.0], 1) == 5.0
