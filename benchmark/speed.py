@@ -32,7 +32,8 @@ from .evaluator import evaluate
 from .graphs import adjacency_operator, normalised_adjacency, propagate
 from .paths import ROOT
 from .registry import get_model
-from .sampling import interaction_keys
+from .model import Batch
+from .sampling import epoch_pairs, interaction_keys, sample_negatives
 from .trainer import make_optimizer, peak_memory_mb, run_epoch, seed_everything, train
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -90,6 +91,61 @@ def time_propagation(dataset: str, root: Path | None, repeats: int) -> dict[str,
             "layer_mean_operator_s": best_of(lambda: propagate(op, x, 3).sum().backward(), repeats)}
 
 
+def time_steps(model: str, data, steps: int, warmup: int = 1) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """CPU and wall seconds of one training epoch of ``model`` on ``data``, timed over ``steps``
+    optimiser steps of the shared loop (after ``warmup``) and scaled to the epoch's step count.
+    ``start_epoch`` (graph refresh, re-clustering) is timed once and added."""
+    cls = get_model(model)
+    seed_everything(0)
+    net = cls(data, build_config(cls.Config))
+    cfg = build_config(TrainConfig, cls.train_defaults)
+    opt = make_optimizer(net, cfg)
+    rng = np.random.default_rng(0)
+    keys = interaction_keys(data.train)
+    users, pos = epoch_pairs(data.train, rng)
+    neg = sample_negatives(users, keys, data.n_items, cfg.n_negatives, rng)
+    if cfg.n_negatives == 1:
+        neg = neg[:, 0]
+    n_steps = -(-len(users) // cfg.batch_size)
+    net.train()
+    c0, w0 = time.process_time(), time.perf_counter()
+    net.start_epoch(1)
+    start_cpu, start_wall = time.process_time() - c0, time.perf_counter() - w0
+
+    def step(i: int) -> None:
+        s = (i % n_steps) * cfg.batch_size
+        batch = Batch(*(torch.from_numpy(a[s:s + cfg.batch_size]) for a in (users, pos, neg)))
+        loss = net.loss(batch)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for i in range(warmup):
+        step(i)
+    c0, w0 = time.process_time(), time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        step(i)
+    cpu, wall = (time.process_time() - c0) / steps, (time.perf_counter() - w0) / steps
+    return {"cpu_s": start_cpu + cpu * n_steps, "wall_s": start_wall + wall * n_steps, "steps": n_steps}
+
+
+def per_model_table(models: list[str], dataset: str, root: Path | None, steps: int) -> list[str]:
+    """Seconds per training epoch of each model beside LightGCN's, measured in this one process
+    (one thread), as the ratio of CPU time and of wall time: the ratio is the figure of merit on
+    a shared machine, the absolute seconds are not."""
+    torch.set_num_threads(1)
+    data = load_dataset(dataset, root)
+    base = time_steps("lightgcn", data, steps)
+    lines = [f"{dataset}, 1 thread, {steps} steps timed per model after 1 warm-up, scaled to an epoch "
+             f"({base['steps']:.0f} steps of LightGCN's batch)",
+             f"{'model':10s} {'cpu s/epoch':>12s} {'wall s/epoch':>13s} {'cpu ratio':>10s} {'wall ratio':>11s}"]
+    for m in models:
+        r = base if m == "lightgcn" else time_steps(m, data, steps)
+        lines.append(f"{m:10s} {r['cpu_s']:12.2f} {r['wall_s']:13.2f} {r['cpu_s'] / base['cpu_s']:10.1f} "
+                     f"{r['wall_s'] / base['wall_s']:11.1f}")
+    return lines
+
+
 def _proc_status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -141,11 +197,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", help="also measure these models' peak memory and s/epoch")
     p.add_argument("--memory-dataset", default="synthetic-clothing", help="dataset of the --models runs")
     p.add_argument("--only-models", action="store_true", help="skip the LightGCN timings (1-4)")
+    p.add_argument("--per-model", metavar="DATASET",
+                   help="seconds per epoch of each --models model beside LightGCN's on DATASET, one thread")
+    p.add_argument("--steps", type=int, default=10, help="with --per-model: steps timed per model")
     p.add_argument("--child", nargs=3, metavar=("MODEL", "DATASET", "EPOCHS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     root = args.data_root if args.data_root.is_dir() else None
     if args.child:
         child_peak_memory(args.child[0], args.child[1], root, int(args.child[2]))
+        return
+    if args.per_model:
+        print("\n".join(per_model_table(args.models or ["lightgcn"], args.per_model, root, args.steps)))
         return
     if args.models:
         base = measure_in_child("none", args.memory_dataset, args.data_root, 0)["peak_mb"]
