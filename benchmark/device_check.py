@@ -23,10 +23,8 @@ import torch
 from .config import TrainConfig, build_config
 from .data import load_dataset
 from .evaluator import evaluate
-from .experiments import TABLE2_MODELS
-from .registry import get_model
-from .runs import resolve_device
-from .trainer import make_optimizer, peak_memory_mb, run_epoch, seed_everything
+from .registry import get_model, model_names
+from .trainer import make_optimizer, peak_memory_mb, resolve_device, run_epoch, seed_everything
 from .sampling import interaction_keys
 
 PARITY_USERS = 256
@@ -74,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--data-root", type=Path)
     p.add_argument("--datasets", nargs="+", default=["synthetic-clothing"])
-    p.add_argument("--models", nargs="+", default=list(TABLE2_MODELS))
+    p.add_argument("--models", nargs="+", help="default: every registered model")
     p.add_argument("--out", type=Path, help="write the rows here as JSON, one update per row")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest relative score difference allowed")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     rows: list[dict[str, Any]] = []
     failed = []
+    args.models = args.models or model_names()
     total = len(args.datasets) * len(args.models)
     for d in args.datasets:
         for m in args.models:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import resource
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -42,7 +44,8 @@ class TrainResult:
     seconds_per_epoch: float
     eval_seconds: float
     peak_memory_mb: float
-    extra: dict[str, object] = field(default_factory=dict)
+    resumed: int = 0
+    seconds_before_resume: float = 0.0   # training and evaluation time restored from a checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -54,6 +57,16 @@ def seed_everything(seed: int) -> None:
     torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when present, else the CPU; a named CUDA device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return dev
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -70,8 +83,9 @@ def make_optimizer(model: Recommender, cfg: TrainConfig) -> torch.optim.Adam:
 
 
 def run_epoch(model: Recommender, data: Dataset, opt: torch.optim.Optimizer, cfg: TrainConfig,
-              keys: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
-    """One pass over every training pair (fresh order, fresh negatives); mean of each loss term."""
+              keys: np.ndarray, rng: np.random.Generator, precision: str = "fp32") -> dict[str, float]:
+    """One pass over every training pair (fresh order, fresh negatives); mean of each loss term.
+    ``precision="bf16"`` runs the loss and its backward under autocast (AMX on this CPU)."""
     device = model.device
     users, pos = epoch_pairs(data.train, rng)
     neg = sample_negatives(users, keys, data.n_items, cfg.n_negatives, rng)
@@ -79,13 +93,15 @@ def run_epoch(model: Recommender, data: Dataset, opt: torch.optim.Optimizer, cfg
         neg = neg[:, 0]
     sums: dict[str, float] = {}
     n_batches = 0
+    bf16 = precision == "bf16"
     for s in range(0, len(users), cfg.batch_size):
         batch = Batch(torch.from_numpy(users[s:s + cfg.batch_size]),
                       torch.from_numpy(pos[s:s + cfg.batch_size]),
                       torch.from_numpy(neg[s:s + cfg.batch_size])).to(device)
-        terms = model.loss(batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            terms = model.loss(batch)
         opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        terms["loss"].float().backward()
         opt.step()
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
@@ -93,8 +109,66 @@ def run_epoch(model: Recommender, data: Dataset, opt: torch.optim.Optimizer, cfg
     return {k: v / n_batches for k, v in sums.items()}
 
 
+@dataclass
+class _Progress:
+    """Everything a resumed run needs besides the model and optimiser to continue exactly."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_val: float = -math.inf
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    bad: int = 0
+    train_time: float = 0.0
+    eval_time: float = 0.0
+    stopped_early: bool = False
+    resumed: int = 0
+
+
+def save_checkpoint(path: Path, model: Recommender, opt: torch.optim.Optimizer, sched: object,
+                    rng: np.random.Generator, progress: _Progress) -> None:
+    """The run's full state after an epoch, written atomically (a kill during the write leaves
+    the previous checkpoint)."""
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),  # type: ignore[attr-defined]
+             "rng": rng.bit_generator.state, "np_global": np.random.get_state(),
+             "torch": torch.get_rng_state(),
+             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+             "progress": progress.__dict__}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model: Recommender, opt: torch.optim.Optimizer, sched: object,
+                    rng: np.random.Generator) -> _Progress:
+    state = torch.load(path, map_location=model.device, weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])  # type: ignore[attr-defined]
+    rng.bit_generator.state = state["rng"]
+    np.random.set_state(state["np_global"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    progress = _Progress(**state["progress"])
+    progress.resumed += 1
+    return progress
+
+
 def train(model: Recommender, data: Dataset, cfg: TrainConfig, seed: int,
-          mask_valid_at_test: bool = False, log: Log | None = stderr_log, label: str = "") -> TrainResult:
+          mask_valid_at_test: bool = False, log: Log | None = stderr_log, label: str = "",
+          precision: str = "fp32", checkpoint: Path | None = None,
+          checkpoint_seconds: float = 300.0) -> TrainResult:
+    """Train to early stop, restore the best state, test once.
+
+    With ``checkpoint``, the full state (weights, optimiser, scheduler, every random generator,
+    history, early-stopping state) is saved there after an epoch once ``checkpoint_seconds`` have
+    passed since the last save (0: every epoch), and a checkpoint found there at the start is
+    resumed from: the run then finishes with exactly the numbers of an uninterrupted one. The
+    checkpoint is removed once the test split has been read.
+    """
     device = model.device
     rng = np.random.default_rng(seed)
     keys = interaction_keys(data.train)
@@ -103,48 +177,57 @@ def train(model: Recommender, data: Dataset, cfg: TrainConfig, seed: int,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    history: list[dict[str, float]] = []
-    best_val, best_epoch, best_state, bad = -math.inf, 0, None, 0
-    train_time, eval_time, stopped_early = 0.0, 0.0, False
-    t_start = time.perf_counter()
-    epoch = 0
-    for epoch in range(1, cfg.max_epochs + 1):
+    p = _Progress()
+    before = 0.0
+    if checkpoint is not None and checkpoint.is_file():
+        p = load_checkpoint(checkpoint, model, opt, sched, rng)
+        before = p.train_time + p.eval_time
+        if log:
+            log(f"{label} resumed from {checkpoint} after epoch {p.epoch}")
+    last_save = time.perf_counter()
+    t_start = time.perf_counter() - p.train_time - p.eval_time
+    while not p.stopped_early and p.epoch < cfg.max_epochs:
+        epoch = p.epoch + 1
         t0 = time.perf_counter()
         model.train()
         model.start_epoch(epoch)
-        row: dict[str, float] = {"epoch": epoch, **run_epoch(model, data, opt, cfg, keys, rng)}
+        row: dict[str, float] = {"epoch": epoch, **run_epoch(model, data, opt, cfg, keys, rng, precision)}
         sched.step()
         if not math.isfinite(row["loss"]):
             raise FloatingPointError(f"{label}: loss became {row['loss']} at epoch {epoch}")
-        train_time += time.perf_counter() - t0
+        p.train_time += time.perf_counter() - t0
         if epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs:
             val = evaluate(model, data, "valid", batch_users=cfg.eval_batch_users)
-            eval_time += val.seconds
+            p.eval_time += val.seconds
             row.update({f"valid_{k}": v for k, v in val.mean.items() if k.endswith("@20")})
             current = val.mean[cfg.metric]
-            if current > best_val:
-                best_val, best_epoch, bad = current, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-                best_metrics = dict(val.mean)
+            if current > p.best_val:
+                p.best_val, p.best_epoch, p.bad = current, epoch, 0
+                p.best_state = copy.deepcopy(model.state_dict())
+                p.best_metrics = dict(val.mean)
             else:
-                bad += 1
+                p.bad += 1
             if log:
                 per = (time.perf_counter() - t_start) / epoch
                 log(f"{label} epoch {epoch}/{cfg.max_epochs} loss {row['loss']:.4f} "
-                    f"valid {cfg.metric} {current:.4f} (best {best_val:.4f} @ {best_epoch}) "
+                    f"valid {cfg.metric} {current:.4f} (best {p.best_val:.4f} @ {p.best_epoch}) "
                     f"{per:.2f}s/epoch, at most {per * (cfg.max_epochs - epoch):.0f}s left")
-            if bad >= cfg.patience and epoch >= cfg.min_epochs:
-                stopped_early = True
-                history.append(row)
-                break
-        history.append(row)
+            p.stopped_early = p.bad >= cfg.patience and epoch >= cfg.min_epochs
+        p.history.append(row)
+        p.epoch = epoch
+        if checkpoint is not None and not p.stopped_early and p.epoch < cfg.max_epochs \
+                and time.perf_counter() - last_save >= checkpoint_seconds:
+            save_checkpoint(checkpoint, model, opt, sched, rng, p)
+            last_save = time.perf_counter()
 
-    if best_state is None:
+    if p.best_state is None:
         raise RuntimeError(f"{label}: no validation was run")
-    model.load_state_dict(best_state)
+    model.load_state_dict(p.best_state)
     test = evaluate(model, data, "test", mask_valid=mask_valid_at_test, batch_users=cfg.eval_batch_users)
     if log:
-        log(f"{label} done: best epoch {best_epoch}, test recall@20 {test.mean['recall@20']:.4f} "
+        log(f"{label} done: best epoch {p.best_epoch}, test recall@20 {test.mean['recall@20']:.4f} "
             f"ndcg@20 {test.mean['ndcg@20']:.4f}")
-    return TrainResult(history, best_epoch, best_metrics, test, epoch, stopped_early,
-                       train_time / max(epoch, 1), eval_time, peak_memory_mb(device))
+    result = TrainResult(p.history, p.best_epoch, p.best_metrics, test, p.epoch, p.stopped_early,
+                         p.train_time / max(p.epoch, 1), p.eval_time, peak_memory_mb(device), resumed=p.resumed,
+                         seconds_before_resume=before)
+    return result

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.runs import _git_describe
+from benchmark.study.execute import _git_describe
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

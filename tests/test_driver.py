@@ -30,7 +30,7 @@ def test_table2_end_to_end_and_skip(tmp_path: Path) -> None:
     for col in ("dataset", "n_seeds", "recall@20", "precision@20", "ndcg@20", "recall@20_std"):
         assert col in df.columns
     assert (df.n_seeds == 2).all()
-    assert len(list((tmp_path / "results" / "runs").glob("*.json"))) == 4
+    assert len(list((tmp_path / "results" / "runs").glob("*.json.gz"))) == 4
     second = run(args, tmp_path)
     assert second.returncode == 0
     assert "4 of 4 runs already recorded" in second.stderr
@@ -84,7 +84,7 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     after = run([*base, "--plan"], tmp_path).stdout
     assert "1 recorded or shared, 0 to run" in after and "about 0.0 h" in after
     default = (tmp_path / "results" / "table2.md").read_text()
-    tagged = run(["--report", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2",
+    tagged = run(["--report", "--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2",
                   "--tag", "other"], tmp_path)
     assert tagged.returncode == 0, tagged.stderr
     assert (tmp_path / "results" / "table2.md").read_text() == default
@@ -94,7 +94,8 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     assert "Not run for this report: vbpr, lightgcn, mmgcn" in report
     # a table left on disk by another protocol is not embedded in a report whose records lack it
     (tmp_path / "results" / "table3.md").write_text("# Table 3\n\nSTRAY ROW\n")
-    untagged = run(["--report", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"], tmp_path)
+    untagged = run(["--report", "--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"],
+                   tmp_path)
     assert untagged.returncode == 0, untagged.stderr
     page = (tmp_path / "results" / "REPORT.md").read_text()
     assert "## Table 2" in page and "STRAY" not in page and "## Table 3" not in page
@@ -102,12 +103,14 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     other = page[page.index("## Other reports"):]
     assert "- [REPORT-other.md](REPORT-other.md):" in other
     assert "`python run_all.py --table 2 --datasets synthetic-tiny --models bpr --seeds 0 --epochs 2 --tag other`" in other
-    # --report with an artefact flag re-renders that artefact alone; without one, every artefact
-    assert "Table 3:" in untagged.stderr and "Figure 4:" in untagged.stderr
-    only = run(["--report", "--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"],
-               tmp_path)
-    assert only.returncode == 0, only.stderr
-    assert "Table 3" not in only.stderr and "Figure" not in only.stderr and "wrote" in only.stderr
-    assert "## Table 2" in (tmp_path / "results" / "REPORT.md").read_text()
+    assert "Table 3" not in untagged.stderr and "Figure" not in untagged.stderr and "wrote" in untagged.stderr
+    # --report without an artefact flag asks for every artefact: Table 3's runs are missing, so
+    # it fails with one line and overwrites nothing
+    before = {p: p.read_bytes() for p in (tmp_path / "results").glob("*.*")}
+    every = run(["--report", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"], tmp_path)
+    assert every.returncode == 2
+    err = [line for line in every.stderr.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "Table 3: 15 of 15 runs have no record" in err[0] and "nothing was written" in err[0]
+    assert {p: p.read_bytes() for p in (tmp_path / "results").glob("*.*")} == before
     bad = run(["--report", "--tag", "../x"], tmp_path)
     assert bad.returncode == 2 and "--tag" in bad.stderr

@@ -1,18 +1,21 @@
 """Parallel and distributed execution, and resuming after a killed driver."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from benchmark.runs import RunSpec, execute
+from benchmark.study.execute import execute
+from benchmark.study.spec import RunSpec
+from benchmark.study.store import RunStore, read_record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,20 +28,20 @@ def test_dask_backend_against_local_cluster(tmp_path: Path) -> None:
     distributed = pytest.importorskip("dask.distributed", reason="the `dask` extra is not installed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
-        recs = execute(specs(), None, "cpu", directory=tmp_path, verbose=False, backend="dask",
+        recs = execute(specs(), RunStore(tmp_path), "cpu", verbose=False, backend="dask",
                        scheduler=cluster.scheduler_address)
-    local = execute(specs(), None, "cpu", directory=tmp_path / "local", verbose=False)
-    assert [r["key"] for r in recs] == [r["key"] for r in local]
-    assert [r["test"]["recall@20"] for r in recs] == pytest.approx([r["test"]["recall@20"] for r in local], rel=1e-4)
-    assert len(list(tmp_path.glob("*.json"))) == 2
+    local = execute(specs(), RunStore(tmp_path / "local"), "cpu", verbose=False)
+    assert [r.key for r in recs] == [r.key for r in local]
+    assert [r.test["recall@20"] for r in recs] == pytest.approx([r.test["recall@20"] for r in local], rel=1e-4)
+    assert len(list(tmp_path.glob("*.json.gz"))) == 2
 
 
 def test_joblib_jobs_give_the_same_records(tmp_path: Path) -> None:
-    par = execute(specs(), None, "cpu", jobs=2, directory=tmp_path / "par", verbose=False)
-    seq = execute(specs(), None, "cpu", jobs=1, directory=tmp_path / "seq", verbose=False)
-    assert [r["key"] for r in par] == [r["key"] for r in seq]
+    par = execute(specs(), RunStore(tmp_path / "par"), "cpu", jobs=2, verbose=False)
+    seq = execute(specs(), RunStore(tmp_path / "seq"), "cpu", jobs=1, verbose=False)
+    assert [r.key for r in par] == [r.key for r in seq]
     for a, b in zip(par, seq):
-        assert a["test"]["recall@20"] == pytest.approx(b["test"]["recall@20"], rel=1e-4)
+        assert a.test["recall@20"] == pytest.approx(b.test["recall@20"], rel=1e-4)
 
 
 def test_resume_after_killed_driver(tmp_path: Path) -> None:
@@ -54,30 +57,32 @@ def test_resume_after_killed_driver(tmp_path: Path) -> None:
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=60)
     runs = tmp_path / "results" / "runs"
-    first = {f.name for f in runs.glob("*.json")}
+    first = {f.name for f in runs.glob("*.json.gz")}
     assert 1 <= len(first) < 3
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert f"{len(first)} of 3 runs already recorded" in done.stderr
     resumed = pd.read_csv(tmp_path / "results" / "table2.csv").drop(columns="seconds_per_epoch")
-    assert {f.name for f in runs.glob("*.json")} >= first and len(list(runs.glob("*.json"))) == 3
+    assert {f.name for f in runs.glob("*.json.gz")} >= first and len(list(runs.glob("*.json.gz"))) == 3
     # a fresh, uninterrupted invocation produces the same table
     fresh = tmp_path / "fresh"
     subprocess.run(args, capture_output=True, text=True, env={**env, "MMIL_BENCH_HOME": str(fresh)}, timeout=600,
                    check=True)
     again = pd.read_csv(fresh / "results" / "table2.csv").drop(columns="seconds_per_epoch")
     pd.testing.assert_frame_equal(again, resumed, rtol=1e-4)
-    assert all(json.loads(f.read_text())["test"] for f in runs.glob("*.json"))
+    assert all(read_record(f).test for f in runs.glob("*.json.gz"))
 
 
-def _record(dataset: str, model: str, seconds: float, config: dict | None = None, capped: bool = False) -> dict:
-    return {"spec": {"dataset": dataset, "model": model, "seed": 0, "config": config or {}, "train": {},
-                     "epochs": None}, "epochs_capped": capped, "total_seconds": seconds, "epochs_run": 10}
+def _record(dataset: str, model: str, seconds: float, config: dict | None = None,
+            capped: bool = False) -> SimpleNamespace:
+    """What the estimator reads of a record."""
+    return SimpleNamespace(spec=RunSpec(dataset, model, 0, config=config or {}), epochs_capped=capped,
+                           total_seconds=seconds, epochs_run=10)
 
 
 def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
-    from benchmark.estimate import History, longest_first
-    history = History([_record("synthetic-tiny", "mmil", 10.0), _record("synthetic-tiny", "mmil", 30.0),
+    from benchmark.study.estimate import History, longest_first
+    history = History([_record("synthetic-tiny", "mmil", 10.0), _record("synthetic-tiny", "mmil", 30.0),  # type: ignore[list-item]
                        _record("synthetic-tiny", "mmil", 400.0, {"dim": 512}),
                        _record("synthetic-tiny", "bpr", 2.0), _record("synthetic-tiny", "bpr", 99.0, capped=True)])
     small = RunSpec("synthetic-tiny", "mmil", 1)
@@ -97,19 +102,18 @@ def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
 def test_a_run_recorded_meanwhile_is_not_trained_again(tmp_path: Path) -> None:
     """Two drivers on the same results: the second takes the record the first wrote after it
     made its list, instead of training the run again."""
-    from benchmark.runs import _worker, record_path, run_one, write_atomic
-    spec = specs()[0]
-    rec = run_one(spec, None, "cpu", log=None)
-    rec["marker"] = "written by the other driver"
-    write_atomic(record_path(spec, None, tmp_path), rec)
-    again, ran = _worker(spec, None, "cpu", 1, False, tmp_path)
-    assert not ran and again["marker"] == "written by the other driver"
-    forced, ran = _worker(spec, None, "cpu", 1, False, tmp_path, force=True)
-    assert ran and "marker" not in forced
+    from benchmark.study.execute import _worker, run_one
+    spec, store = specs()[0], RunStore(tmp_path)
+    rec = run_one(spec, store, "cpu", log=None)
+    store.put(replace(rec, extra={"marker": "written by the other driver"}))
+    again, ran = _worker(spec, store, "cpu", 1, False)
+    assert not ran and again.extra["marker"] == "written by the other driver"
+    forced, ran = _worker(spec, store, "cpu", 1, False, force=True)
+    assert ran and "marker" not in forced.extra
 
 
 def test_time_left_scales_by_the_estimates_when_all_are_known() -> None:
-    from benchmark.estimate import time_left
+    from benchmark.study.estimate import time_left
     # 100 s ran a run estimated at 50 s; 10 s of estimates are left: 20 s, not 100 s per run
     assert time_left(100.0, [50.0], [5.0, 5.0]) == pytest.approx(20.0)
     # one run without an estimate: back to the mean per finished run
@@ -118,7 +122,7 @@ def test_time_left_scales_by_the_estimates_when_all_are_known() -> None:
 
 
 def test_finishing_time_of_a_greedy_schedule() -> None:
-    from benchmark.schedule_replay import finishing_time
+    from benchmark.study.schedule_replay import finishing_time
     # two workers: 1 -> w1, 1 -> w2, 4 -> w1 (free at 1): done at 5; longest first: 4 | 1+1: done at 4
     assert finishing_time([1.0, 1.0, 4.0], 2) == 5.0
     assert finishing_time([4.0, 1.0, 1.0], 2) == 4.0

@@ -154,3 +154,80 @@ def test_real_amazon_counts_match_table1() -> None:
     root = shared_data_or_skip("amazon-baby")
     s = load_dataset("amazon-baby", root).summary()
     assert (s["users"], s["items"], s["interactions"]) == (19445, 7050, 139110)
+
+
+# ----- bad feature .npy files: every reader names the file and the problem -------------------
+def _npy_bytes(arr: np.ndarray, tmp: Path) -> bytes:
+    np.save(tmp / "scratch.npy", arr, allow_pickle=True)
+    return (tmp / "scratch.npy").read_bytes()
+
+
+def _npz_bytes(tmp: Path) -> bytes:
+    np.savez(tmp / "scratch.npz", x=np.ones((4, 2), np.float32))
+    return (tmp / "scratch.npz").read_bytes()
+
+
+BAD_NPY = {  # kind: (bytes of the file given tmp_path, words the error must hold)
+    "text": (lambda t: b"0.1 0.2\n0.3 0.4\n", "not a NumPy .npy file"),
+    "empty": (lambda t: b"", "is empty"),
+    "npz": (_npz_bytes, "not a NumPy .npy file"),
+    "pickled": (lambda t: _npy_bytes(np.array([[{"a": 1}, None]] * 4, dtype=object), t),
+                "holds pickled Python objects, not numbers"),
+    "truncated-data": (lambda t: _npy_bytes(np.ones((4, 3), np.float32), t)[:-7], "is truncated"),
+    "truncated-header": (lambda t: _npy_bytes(np.ones((4, 3), np.float32), t)[:20], "is truncated"),
+    "damaged-header": (lambda t: _npy_bytes(np.ones((4, 3), np.float32), t).replace(b"'shape'", b"'shope'"),
+                       "damaged .npy header"),
+    "0-d": (lambda t: _npy_bytes(np.float32(1.0), t), "has 0 dimensions, expected (n_items, dim)"),
+    "1-d": (lambda t: _npy_bytes(np.ones(4, np.float32), t), "has 1 dimension, expected (n_items, dim)"),
+    "3-d": (lambda t: _npy_bytes(np.ones((4, 2, 2), np.float32), t), "has 3 dimensions, expected (n_items, dim)"),
+    "strings": (lambda t: _npy_bytes(np.array([["0.5", "1.25"]] * 4), t), "dtype <U4 is not numeric"),
+    "bytes": (lambda t: _npy_bytes(np.array([[b"ab", b"cd"]] * 4), t), "dtype |S2 is not numeric"),
+    "bool": (lambda t: _npy_bytes(np.ones((4, 2), bool), t), "dtype |b1 is not numeric"),
+    "complex": (lambda t: _npy_bytes(np.ones((4, 2), np.complex64), t), "is complex"),
+}
+
+
+def _read_with(reader: str, tmp: Path, data: bytes) -> None:
+    if reader == "mmrec":
+        d = write_mmrec(tmp, GOOD, {"text_feat.npy": np.ones((4, 2), np.float32)})
+        (d / "image_feat.npy").write_bytes(data)
+        load_mmrec(d, "toy")
+    elif reader == "lattice":
+        d = write_lattice(tmp, {"0": [0, 1], "1": [2]}, {"0": [2]}, {"1": [3]})
+        (d / "image_feat.npy").write_bytes(data)
+        load_lattice(d, "lat")
+    else:  # the align-features command
+        from benchmark.data.align import align_feature_file
+        (tmp / "image_feat.npy").write_bytes(data)
+        (tmp / "item_asin.tsv").write_text("itemID\tasin\n" + "".join(f"{i}\tB{i:09d}\n" for i in range(4)))
+        align_feature_file(tmp / "image_feat.npy", tmp / "item_asin.tsv", tmp / "out.npy")
+
+
+@pytest.mark.parametrize("reader", ["mmrec", "lattice", "align"])
+@pytest.mark.parametrize("kind", sorted(BAD_NPY))
+def test_bad_feature_npy_names_file(tmp_path: Path, kind: str, reader: str) -> None:
+    make, words = BAD_NPY[kind]
+    data = make(tmp_path)
+    with pytest.raises(DataError) as e:
+        _read_with(reader, tmp_path, data)
+    msg = str(e.value)
+    assert "image_feat.npy" in msg and e.value.path.endswith("image_feat.npy"), msg
+    assert words in msg, msg
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_feature_npy_good_kinds(tmp_path: Path) -> None:
+    """Any real dtype (ints, float16, Fortran order, version-2 header) and an empty matrix read back."""
+    from benchmark.data.checks import read_feature_npy
+    for i, arr in enumerate([np.arange(8, dtype=np.int16).reshape(4, 2), np.ones((4, 3), np.float16),
+                             np.asfortranarray(np.arange(12, dtype=np.float64).reshape(4, 3)),
+                             np.zeros((0, 3), np.float32)]):
+        np.save(tmp_path / f"f{i}.npy", arr)
+        for mmap in (False, True):
+            got = read_feature_npy(tmp_path / f"f{i}.npy", mmap=mmap)
+            assert got.dtype == arr.dtype and np.array_equal(got, arr)
+    with open(tmp_path / "v2.npy", "wb") as f:
+        np.lib.format.write_array(f, np.ones((4, 2), np.float32), version=(2, 0))
+    assert read_feature_npy(tmp_path / "v2.npy").shape == (4, 2)
+    with pytest.raises(DataError, match=r"missing.npy: file not found"):
+        read_feature_npy(tmp_path / "missing.npy")

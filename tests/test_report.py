@@ -6,24 +6,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import experiments, report
-from benchmark.significance import compare, paired_pvalue
+from benchmark.study import experiments
+from benchmark.study import tables as report
+from benchmark.study.definition import FIGURES, TABLE2_METRICS
+from benchmark.study.significance import compare, paired_pvalue
+from benchmark.study.store import read_record
+
+from .records import fake_record as record
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def record(dataset: str, model: str, seed: int, recall: float, per_user: list[float]) -> dict[str, Any]:
-    return {"spec": {"dataset": dataset, "model": model, "seed": seed, "config": {}},
-            "dataset": {"synthetic": True}, "epochs_capped": False, "seconds_per_epoch": 1.0,
-            "model": {"variant": model},
-            "test": {"recall@20": recall, "precision@20": recall / 10, "ndcg@20": recall / 2},
-            "test_per_user": {"recall@20": per_user, "ndcg@20": [x / 2 for x in per_user]}}
 
 
 def test_table_cells_best_and_improvement() -> None:
@@ -33,11 +28,11 @@ def test_table_cells_best_and_improvement() -> None:
     row = df[df.model == "mmil"].iloc[0]
     assert row["recall@20"] == pytest.approx(0.14)
     assert row["recall@20_std"] == pytest.approx(np.std([0.15, 0.13], ddof=1))
-    md = report.markdown_table(df, "model", experiments.TABLE2_METRICS, "T", focus="mmil")
+    md = report.markdown_table(df, "model", TABLE2_METRICS, "T", focus="mmil")
     assert "**0.1400 ± 0.0141**" in md                      # best in bold, mean ± std
     assert "0.1100 ± 0.0141" in md and "**0.1100" not in md
     assert "+27.27% vs lightgcn" in md                       # (0.14 - 0.11) / 0.11
-    tex = report.latex_table(df, "model", experiments.TABLE2_METRICS, "T", focus="mmil")
+    tex = report.latex_side_by_side(df, "model", TABLE2_METRICS, "T", focus="mmil")
     assert r"\textbf{0.1400 $\pm$ 0.0141}" in tex and r"+27.27\%" in tex
 
 
@@ -75,19 +70,19 @@ def test_table2_with_seeds_and_a_metric_kept_only_as_a_mean() -> None:
     recs = [record("toy", m, s, 0.1 + gain + s / 100 + rng.normal(0, 0.002), list(base + gain))
             for m, gain in (("lightgcn", 0.0), ("mmil", 0.05)) for s in range(3)]
     df = experiments.table2_frame(recs)
-    pv = experiments.pvalues_vs_best(recs, df, "model", "mmil", experiments.TABLE2_METRICS)
+    pv = experiments.pvalues_vs_best(recs, df, "model", "mmil", TABLE2_METRICS)
     assert pv["toy"]["recall@20"]["p_users"] == 0.0
     assert np.isnan(pv["toy"]["precision@20"]["p_users"]) and pv["toy"]["precision@20"]["p_seeds"] < 0.01
-    md = report.markdown_table(df, "model", experiments.TABLE2_METRICS, "T", "mmil", pv)
+    md = report.markdown_table(df, "model", TABLE2_METRICS, "T", "mmil", pv)
     row = next(l for l in md.splitlines() if l.startswith("| p-value"))
     assert "0 / " in row and "n/a / " in row
 
 
 def test_figure_files(tmp_path: Path) -> None:
-    from benchmark.figures import draw
+    from benchmark.study.figures import draw
     rows = [{"dataset": d, "parameter": p, "value": v, "recall@20": 0.1 + i / 100, "ndcg@20": 0.05,
              "recall@20_std": 0.01, "ndcg@20_std": np.nan}
-            for d in ("a", "b") for p, grid in experiments.FIGURES[3] for i, v in enumerate(grid)]
+            for d in ("a", "b") for p, grid in FIGURES[3] for i, v in enumerate(grid)]
     paths = draw(3, pd.DataFrame(rows), tmp_path)
     assert [p.name for p in paths] == ["figure3.png", "figure3.pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -111,15 +106,14 @@ def test_figure_command_and_report_trains_nothing(tmp_path: Path) -> None:
     assert sorted(frame.value) == [16, 32, 64, 128, 256, 512]
     runs = sorted(p.name for p in (tmp_path / "results" / "runs").iterdir())
     (tmp_path / "figures" / "figure4.png").unlink()
-    res = _driver(["--report", "--datasets", "synthetic-tiny", "--epochs", "1"], tmp_path)
+    res = _driver(["--report", "--figure", "4", "--datasets", "synthetic-tiny", "--epochs", "1"], tmp_path)
     assert res.returncode == 0, res.stderr
     assert "runs 1/" not in res.stderr and "epoch 1/" not in res.stderr
     assert sorted(p.name for p in (tmp_path / "results" / "runs").iterdir()) == runs
     assert (tmp_path / "figures" / "figure4.png").is_file()
     page = (tmp_path / "results" / "REPORT.md").read_text()
     assert "Figure 4" in page
-    import json
-    version = json.loads(next((tmp_path / "results" / "runs").iterdir()).read_text())["code_version"]
+    version = read_record(next((tmp_path / "results" / "runs").glob("*.json.gz"))).code_version
     assert f"`{version}` (6 runs)" in page
 
 
@@ -128,8 +122,8 @@ def test_tune_chooses_on_validation(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     import json
     chosen = json.loads((tmp_path / "results" / "tuned.json").read_text())["synthetic-tiny"]["bpr"]
-    recs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").iterdir()]
-    assert chosen["valid_recall@20"] == pytest.approx(max(r["valid"]["recall@20"] for r in recs))
+    recs = [read_record(p) for p in (tmp_path / "results" / "runs").glob("*.json.gz")]
+    assert chosen["valid_recall@20"] == pytest.approx(max(r.valid["recall@20"] for r in recs))
     # the Table 2 run then uses the chosen configuration
     res = _driver(["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2", "--quiet"],
                   tmp_path)

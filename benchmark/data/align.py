@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checks import int_column, read_tsv, require_file
+from .checks import int_column, read_feature_npy, read_tsv
 from .errors import DataError
 
 ID_COLUMN = "itemID"
@@ -85,13 +85,7 @@ def align_features(features: np.ndarray, item_keys: np.ndarray, row_keys: np.nda
 def align_feature_file(features: Path, key_map: Path, out: Path, row_keys: Path | None = None) -> dict[str, int]:
     """The command: read, align, write ``out`` (.npy, the input's dtype) atomically."""
     features, key_map, out = Path(features), Path(key_map), Path(out)
-    require_file(features)
-    try:
-        x = np.load(features, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(features, f"cannot be read as a .npy array ({e})") from None
-    if not np.issubdtype(x.dtype, np.number):
-        raise DataError(features, f"feature matrix has non-numeric dtype {x.dtype}")
+    x = read_feature_npy(features)
     item_keys = read_key_map(key_map)
     rk = read_key_map(row_keys) if row_keys is not None else None
     y, report = align_features(x, item_keys, rk, row_keys or features, key_map)

@@ -1,6 +1,8 @@
 """Validation shared by the readers: every failure names the file, the row and the problem."""
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,16 +50,60 @@ def no_duplicates(users: np.ndarray, items: np.ndarray, path: Path,
         raise DataError(path, f"duplicate interaction (user {users[i]}, item {items[i]})", row)
 
 
-def load_feature(path: Path, n_items: int) -> np.ndarray:
-    """Load an (n_items, dim) feature matrix of any float dtype as float32, checked."""
+def read_feature_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """The (n_items, dim) matrix of real numbers in a feature ``.npy`` file, in its stored dtype.
+
+    The one reader of feature files: every failure is a `DataError` naming the file and the
+    problem (missing, not a ``.npy``, damaged header, pickled objects, truncated, not 2-d, not a
+    real number dtype). The header is checked before any data is read; ``mmap`` maps the data
+    read-only instead of reading it (the shape is then known without loading the matrix).
+    """
+    path = require_file(Path(path))
+    fmt = np.lib.format
     try:
-        x = np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            try:
+                version = fmt.read_magic(f)
+            except ValueError:
+                empty = os.fstat(f.fileno()).st_size == 0
+                raise DataError(path, "is empty, not a NumPy .npy file" if empty else
+                                "not a NumPy .npy file (it lacks the .npy magic bytes)") from None
+            try:
+                # version 3.0 differs from 2.0 only in a utf-8 header (non-latin-1 field names)
+                read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read_header(f)
+            except ValueError as e:
+                if "EOF" in str(e):
+                    raise DataError(path, f"is truncated: the .npy header is incomplete ({e})") from None
+                raise DataError(path, f"has a damaged .npy header ({e})") from None
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+    except OSError as e:
+        raise DataError(path, f"cannot be read ({e.strerror or e})") from None
+    if dtype.hasobject:
+        raise DataError(path, "holds pickled Python objects, not numbers")
+    if len(shape) != 2:
+        raise DataError(path, f"has {len(shape)} dimension{'s' if len(shape) != 1 else ''}, expected "
+                              f"(n_items, dim); its shape is {shape}")
+    if np.issubdtype(dtype, np.complexfloating):
+        raise DataError(path, f"dtype {dtype.str} is complex, features must be real numbers")
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise DataError(path, f"dtype {dtype.str} is not numeric")
+    need = math.prod(shape) * dtype.itemsize
+    if size - offset < need:
+        raise DataError(path, f"is truncated: shape {shape} of {dtype} needs {need} bytes of data, "
+                              f"the file holds {size - offset}")
+    if need == 0:  # nothing to map (an empty file region cannot be memory-mapped)
+        return np.empty(shape, dtype)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DataError(path, f"cannot be read as a .npy array ({e})") from None
-    if x.ndim != 2:
-        raise DataError(path, f"feature matrix must be 2-d, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number):
-        raise DataError(path, f"feature matrix has non-numeric dtype {x.dtype}")
+
+
+def load_feature(path: Path, n_items: int) -> np.ndarray:
+    """Load an (n_items, dim) feature matrix of any real dtype as float32, checked."""
+    x = read_feature_npy(path)
     if x.shape[0] != n_items:
         raise DataError(path, f"feature matrix has {x.shape[0]} rows but the data has {n_items} items")
     x = x.astype(np.float32)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import ids_in_range, load_feature, no_duplicates, require_file
+from .checks import ids_in_range, load_feature, no_duplicates, read_feature_npy, require_file
 from .dataset import Dataset, from_triples
 from .errors import DataError
 from .mmrec import FEATURE_FILES
@@ -67,7 +67,7 @@ def load_lattice(folder: Path, name: str) -> Dataset:
     present = {c: folder / f for c, f in FEATURE_FILES.items() if (folder / f).is_file()}
     n_users = int(users.max()) + 1
     if present:
-        n_items = max(np.load(p, mmap_mode="r").shape[0] for p in present.values())
+        n_items = max(read_feature_npy(p, mmap=True).shape[0] for p in present.values())
         for s, (u, i, r) in enumerate(parts):
             ids_in_range(i, n_items, folder / "5-core" / SPLIT_FILES[s], "item", "items of the feature matrices", rows=r)
     else:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checks import ids_in_range, int_column, load_feature, no_duplicates, read_tsv, users_present
+from .checks import (ids_in_range, int_column, load_feature, no_duplicates, read_feature_npy, read_tsv,
+                     users_present)
 from .dataset import Dataset, from_triples
 from .errors import DataError
 
@@ -61,7 +62,7 @@ def load_mmrec(folder: Path, name: str) -> Dataset:
     n_users = int(users.max()) + 1
     present = {c: folder / f for c, f in FEATURE_FILES.items() if (folder / f).is_file()}
     if present:
-        rows = {c: np.load(p, mmap_mode="r").shape[0] for c, p in present.items()}
+        rows = {c: read_feature_npy(p, mmap=True).shape[0] for c, p in present.items()}
         n_items = max(rows.values())
         ids_in_range(items, n_items, path, "itemID", "items of the feature matrices")
     else:

@@ -6,11 +6,12 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
+from ..paths import ROOT, figures_dir, results_dir, tagged
+from ..registry import get_model
 from . import paper
-from .atomic import write_text_atomic
-from .experiments import TABLE2_MODELS
-from .paths import ROOT, figures_dir, results_dir, tagged
-from .registry import get_model
+from .definition import FOCUS, TABLE2_MODELS
+from .record import Record
 
 PROTOCOL = """\
 - One shared loop for every model: each training pair once per epoch in a fresh order, one
@@ -27,19 +28,19 @@ def _strip_title(md: str) -> str:
     return "\n".join(l for l in md.splitlines() if not l.startswith("# "))
 
 
-def _code_versions(records: list[dict[str, Any]]) -> str:
+def _code_versions(records: list[Record]) -> str:
     counts: dict[str, int] = {}
     for r in records:
-        v = r.get("code_version", "unknown")
+        v = r.code_version
         counts[v] = counts.get(v, 0) + 1
     return ", ".join(f"`{v}` ({n} run{'s' if n > 1 else ''})" for v, n in sorted(counts.items(), key=lambda x: -x[1]))
 
 
-def _provenance(records: list[dict[str, Any]]) -> list[str]:
+def _provenance(records: list[Record]) -> list[str]:
     lines = ["| model | dataset | ours recall@20 | paper recall@20 | deviations |", "|---|---|---|---|---|"]
     seen: dict[tuple[str, str], list[float]] = {}
     for r in records:
-        seen.setdefault((r["spec"]["model"], r["spec"]["dataset"]), []).append(r["test"]["recall@20"])
+        seen.setdefault((r.spec.model, r.spec.dataset), []).append(r.test["recall@20"])
     for (model, dataset), vals in sorted(seen.items()):
         try:
             src = Path(inspect.getsourcefile(get_model(model)) or "").resolve().relative_to(ROOT)
@@ -78,7 +79,7 @@ def _other_reports(res: Path) -> list[str]:
     return out + [""]
 
 
-def write_report(records: list[dict[str, Any]], commands: list[str], rendered: list[str], wall_seconds: float,
+def write_report(records: list[Record], commands: list[str], rendered: list[str], wall_seconds: float,
                  tag: str = "") -> Path:
     """``results/REPORT.md`` (``REPORT-<tag>.md`` embedding the tagged tables and figures).
 
@@ -90,24 +91,25 @@ def write_report(records: list[dict[str, Any]], commands: list[str], rendered: l
            "Every number and figure here was rendered from the run records in `results/runs/` by the "
            "committed code; the commands below reproduce them.", "", "## Commands", ""]
     out += [f"    {c}" for c in commands] + [""]
-    datasets: dict[str, dict[str, Any]] = {r["spec"]["dataset"]: r["dataset"] for r in records}
+    datasets = {r.spec.dataset: r.dataset for r in records}
     out += ["## Data", "", "| dataset | kind | users | items | train / valid / test | modalities |", "|---|---|---|---|---|---|"]
     for name, d in datasets.items():
-        kind = "synthetic (embedded generator)" if d["synthetic"] else (
-            "real, interaction-only" if d["modalities"] == "none" else "real")
-        out.append(f"| {name} | {kind} | {d['users']} | {d['items']} | {d['train']} / {d['valid']} / {d['test']} "
-                   f"| {d['modalities']} |")
-    seeds = sorted({r["spec"]["seed"] for r in records})
-    hardware = sorted({r["hardware"] + f" ({r['device']})" for r in records})
-    total = sum(r["total_seconds"] for r in records)
+        kind = "synthetic (embedded generator)" if d.synthetic else (
+            "real, interaction-only" if d.modalities == "none" else "real")
+        out.append(f"| {name} | {kind} | {d.users} | {d.items} | {d.train} / {d.valid} / {d.test} "
+                   f"| {d.modalities} |")
+    seeds = sorted({r.spec.seed for r in records})
+    hardware = sorted({f"{r.hardware} ({r.device}, {r.torch_threads} torch thread{'s' if r.torch_threads > 1 else ''})"
+                       for r in records})
+    total = sum(r.total_seconds for r in records)
     out += ["", "## Protocol", "", PROTOCOL, "",
             f"Seeds: {', '.join(map(str, seeds))}. Hardware: {'; '.join(hardware)}. "
             f"{len(records)} runs, {total / 60:.1f} min of training and evaluation in all"
             + (f"; this invocation took {wall_seconds / 60:.1f} min." if wall_seconds else "."),
             "", "Code (the commit each run's process imported, `-dirty` with uncommitted code edits): "
             + _code_versions(records) + ".", ""]
-    tuned = {(r["spec"]["dataset"], r["spec"]["model"]): r["spec"]["config"] for r in records
-             if r["spec"]["config"] and r["spec"]["model"] != "mmil"}
+    tuned = {(r.spec.dataset, r.spec.model): {**r.spec.config, **r.spec.train} for r in records
+             if (r.spec.config or r.spec.train) and r.spec.model != FOCUS}
     if tuned:
         out += ["Configurations chosen on validation (`--tune`):", ""]
         out += [f"- {d} / {m}: `{c}`" for (d, m), c in sorted(tuned.items())] + [""]
@@ -116,7 +118,7 @@ def write_report(records: list[dict[str, Any]], commands: list[str], rendered: l
         if title in rendered and p.is_file():
             out += [f"## {title}", "", _strip_title(p.read_text()), ""]
             if title == "Table 2" and (missing := [m for m in TABLE2_MODELS
-                                                    if m not in {r["spec"]["model"] for r in records}]):
+                                                    if m not in {r.spec.model for r in records}]):
                 out += [f"Not run for this report: {', '.join(missing)} (see the README for why).", ""]
     for fig in (2, 3, 4):
         png = figures_dir() / f"{tagged(f'figure{fig}', tag)}.png"
@@ -124,7 +126,7 @@ def write_report(records: list[dict[str, Any]], commands: list[str], rendered: l
             out += [f"## Figure {fig}", "", f"![Figure {fig}](../figures/{png.name})", ""]
     out += ["## Provenance", "", "The paper's numbers that are known are in `benchmark/paper.py` with "
             "their source; `n/a` means the paper's table was not available to us.", ""]
-    out += _provenance([r for r in records if r["spec"]["model"] != "mmil" or not r["spec"]["config"]])
+    out += _provenance([r for r in records if r.spec.model != FOCUS or not r.spec.config])
     if not tag:
         out += _other_reports(res)
     path = res / f"{tagged('REPORT', tag)}.md"

@@ -14,10 +14,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import TrainConfig
-from .paths import results_dir
-from .registry import get_model
-from .runs import RunSpec, write_atomic
+from ..atomic import write_text_atomic
+from ..config import TrainConfig
+from ..paths import results_dir
+from ..registry import get_model
+from .record import Record
+from .spec import RunSpec
 
 
 def grid_of(model: str) -> dict[str, list[Any]]:
@@ -63,15 +65,15 @@ def tune_specs(model: str, datasets: Iterable[str], seeds: Iterable[int] = (0,),
     return [RunSpec(d, model, s, config=c, train=t, epochs=epochs) for d in datasets for c, t in points for s in seeds]
 
 
-def select(records: list[dict[str, Any]], metric: str = "recall@20") -> tuple[dict[str, Any], float]:
+def select(records: list[Record], metric: str = "recall@20") -> tuple[dict[str, Any], float]:
     """The grid point (model and trainer overrides together) with the best mean validation
     ``metric`` over its seeds."""
     by_point: dict[str, list[float]] = {}
     configs: dict[str, dict[str, Any]] = {}
     for r in records:
-        point = {**r["spec"]["config"], **r["spec"]["train"]}
+        point = {**r.spec.config, **r.spec.train}
         key = json.dumps(point, sort_keys=True)
-        by_point.setdefault(key, []).append(r["valid"][metric])
+        by_point.setdefault(key, []).append(r.valid[metric])
         configs[key] = point
     best = max(by_point, key=lambda k: sum(by_point[k]) / len(by_point[k]))
     return configs[best], sum(by_point[best]) / len(by_point[best])
@@ -94,4 +96,4 @@ def save_choice(dataset: str, model: str, config: dict[str, Any], valid: float, 
     path = tuned_path()
     raw = json.loads(path.read_text()) if path.is_file() else {}
     raw.setdefault(dataset, {})[model] = {"config": config, "valid_recall@20": valid, "grid_points": n_points}
-    write_atomic(path, raw)
+    write_text_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")

@@ -6,10 +6,10 @@
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import stats
+
+from .record import Record
 
 
 def paired_pvalue(a: np.ndarray, b: np.ndarray) -> float:
@@ -23,19 +23,19 @@ def paired_pvalue(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.ttest_rel(a, b).pvalue)
 
 
-def compare(records_a: list[dict[str, Any]], records_b: list[dict[str, Any]], metric: str = "recall@20") -> dict[str, float]:
+def compare(records_a: list[Record], records_b: list[Record], metric: str = "recall@20") -> dict[str, float]:
     """p-values of model A vs model B from their records on one dataset (paired by seed)."""
-    by_seed_a = {r["spec"]["seed"]: r for r in records_a}
-    by_seed_b = {r["spec"]["seed"]: r for r in records_b}
+    by_seed_a = {r.spec.seed: r for r in records_a}
+    by_seed_b = {r.spec.seed: r for r in records_b}
     seeds = sorted(set(by_seed_a) & set(by_seed_b))
     if not seeds:
         return {"p_users": float("nan"), "p_seeds": float("nan"), "n_seeds": 0}
-    seeds_a = [by_seed_a[s]["test"][metric] for s in seeds]
-    seeds_b = [by_seed_b[s]["test"][metric] for s in seeds]
+    seeds_a = [by_seed_a[s].test[metric] for s in seeds]
+    seeds_b = [by_seed_b[s].test[metric] for s in seeds]
     p_users = float("nan")
     # records written before precision@20 was kept per user have only its mean: no test over users
-    if all(metric in by_seed[s]["test_per_user"] for by_seed in (by_seed_a, by_seed_b) for s in seeds):
-        users_a = np.mean([by_seed_a[s]["test_per_user"][metric] for s in seeds], axis=0)
-        users_b = np.mean([by_seed_b[s]["test_per_user"][metric] for s in seeds], axis=0)
+    if all(metric in by_seed[s].test_per_user for by_seed in (by_seed_a, by_seed_b) for s in seeds):
+        users_a = np.mean([by_seed_a[s].test_per_user[metric] for s in seeds], axis=0)
+        users_b = np.mean([by_seed_b[s].test_per_user[metric] for s in seeds], axis=0)
         p_users = paired_pvalue(users_a, users_b)
     return {"p_users": p_users, "p_seeds": paired_pvalue(seeds_a, seeds_b), "n_seeds": len(seeds)}

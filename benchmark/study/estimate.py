@@ -1,6 +1,6 @@
-"""How long a run not yet recorded will take, from the records already in ``results/runs/``.
+"""How long a run not yet recorded will take, from the records already in run store.
 
-Used by ``run_all.py --plan`` (time left) and by ``runs.execute`` (longest runs first when
+Used by ``run_all.py --plan`` (time left) and by ``study.execute`` (longest runs first when
 several processes share the work, so a long run started last does not set the finishing time).
 A run is compared with recorded runs of the same dataset and model, preferring those with the
 same configuration (a d=512 MMIL run costs several times a d=64 one): its typical time is as long
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-from .paths import runs_dir
+from .record import Record
+from .spec import RunSpec
 
 
 @dataclass(frozen=True)
@@ -22,41 +22,37 @@ class Estimate:
     worst_seconds: float
 
 
-def _setting(spec: dict[str, Any]) -> str:
+def _setting(spec: RunSpec) -> str:
     """A spec's model and training settings, without the seed."""
-    return json.dumps({"config": spec["config"], "train": spec["train"], "epochs": spec.get("epochs")},
-                      sort_keys=True, default=str)
+    return json.dumps({"config": dict(spec.config), "train": dict(spec.train), "epochs": spec.epochs,
+                       "precision": spec.precision}, sort_keys=True, default=str)
 
 
 class History:
     """Recorded runs indexed by (dataset, model) and by setting."""
 
-    def __init__(self, records: Iterable[dict[str, Any]]) -> None:
-        self.by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    def __init__(self, records: Iterable[Record]) -> None:
+        self.by_model: dict[tuple[str, str], list[Record]] = {}
         for r in records:
-            self.by_model.setdefault((r["spec"]["dataset"], r["spec"]["model"]), []).append(r)
+            self.by_model.setdefault((r.spec.dataset, r.spec.model), []).append(r)
 
-    @classmethod
-    def load(cls, directory: Path | None = None) -> "History":
-        return cls(json.loads(p.read_text()) for p in sorted((directory or runs_dir()).glob("*.json")))
-
-    def estimate(self, spec: Any) -> Estimate | None:
+    def estimate(self, spec: RunSpec) -> Estimate | None:
         """None when no run of the spec's dataset and model is recorded."""
         recs = self.by_model.get((spec.dataset, spec.model))
         if not recs:
             return None
-        setting = _setting({"config": dict(spec.config), "train": dict(spec.train), "epochs": spec.epochs})
-        recs = [r for r in recs if _setting(r["spec"]) == setting] or recs
-        full = [r for r in recs if not r["epochs_capped"]] or recs
-        typical = sum(r["total_seconds"] for r in full) / len(full)
-        per_epoch = sum(r["total_seconds"] / max(r["epochs_run"], 1) for r in recs) / len(recs)
+        setting = _setting(spec)
+        recs = [r for r in recs if _setting(r.spec) == setting] or recs
+        full = [r for r in recs if not r.epochs_capped] or recs
+        typical = sum(r.total_seconds for r in full) / len(full)
+        per_epoch = sum(r.total_seconds / max(r.epochs_run, 1) for r in recs) / len(recs)
         return Estimate(typical, per_epoch * spec.resolved()[1].max_epochs)
 
 
-def longest_first(specs: list[Any], history: History) -> list[Any]:
+def longest_first(specs: list[RunSpec], history: History) -> list[RunSpec]:
     """``specs`` by decreasing typical time; those with nothing to go by first, since they may be
     long, and ties in their given order."""
-    def cost(s: Any) -> float:
+    def cost(s: RunSpec) -> float:
         e = history.estimate(s)
         return float("inf") if e is None else e.typical_seconds
     return sorted(specs, key=cost, reverse=True)

@@ -14,13 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .experiments import FIGURE_METRICS, FIGURES  # noqa: E402
-from .paths import tagged  # noqa: E402
-
-LABELS = {"mu": "μ (weight of L_d)", "theta": "θ (weight of L_c)", "gamma": "γ (weight of L_cl)",
-          "tau": "τ (InfoNCE temperature)", "dim": "d (embedding size)"}
-TITLES = {2: "Figure 2: sensitivity to μ and θ", 3: "Figure 3: sensitivity to γ and τ",
-          4: "Figure 4: sensitivity to the embedding size d"}
+from ..paths import tagged  # noqa: E402
+from .definition import FIGURE_METRICS, FIGURES, LABELS, TITLES  # noqa: E402
 
 
 def draw(figure: int, frame: pd.DataFrame, out_dir: Path, note: str = "", tag: str = "") -> list[Path]:

@@ -1,6 +1,6 @@
 """Render artefacts from run records only: tables as Markdown, CSV and LaTeX.
 
-A table frame (see `benchmark.experiments`) has one row per (dataset, row) with the mean of each
+A table frame (see `benchmark.study.experiments`) has one row per (dataset, row) with the mean of each
 metric over seeds, ``<metric>_std`` with more than one seed, and ``paper_<metric>`` where the
 paper's value is known. Cells read "mean ± std"; the paper's value stands beside ours with our
 relative difference; the best of each column is bold; an "Improvement" row gives the focus row
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic import write_text_atomic
+from ..atomic import write_text_atomic
 
 
 def _missing(x: Any) -> bool:
@@ -90,18 +90,60 @@ def _tex(s: str) -> str:
     return s.replace("±", r"$\pm$").replace("%", r"\%").replace("_", r"\_")
 
 
-def latex_table(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], caption: str,
-                focus: str | None = None, pvalues: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
-    out = []
-    for dataset, part in df.groupby("dataset", sort=False):
-        head, body = _rows(part, row_key, metrics, focus, (pvalues or {}).get(str(dataset)),
-                           (r"\textbf{", "}"))
-        out += [r"\begin{table}[t]", r"\centering", r"\small",
-                rf"\caption{{{_tex(caption)} ({_tex(str(dataset))})}}",
-                r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
-                " & ".join(_tex(h) for h in head) + r" \\", r"\midrule"]
-        out += [" & ".join(_tex(c) for c in cells) + r" \\" for cells in body]
-        out += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+def _short(metric: str) -> str:
+    name, k = metric.split("@")
+    return {"recall": "R", "precision": "P", "ndcg": "N"}.get(name, name) + "@" + k
+
+
+def latex_side_by_side(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], caption: str,
+                       focus: str | None = None,
+                       pvalues: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
+    """One booktabs table in the paper's layout: a row per model (or variant), the datasets side by
+    side with ``metrics`` under each, the best of each column in bold, the published value on a
+    ``paper`` line under a row that has one, and the Improvement row (focus over the best other
+    row) with its paired p-values when several seeds ran."""
+    datasets = list(dict.fromkeys(df.dataset))
+    rows = list(dict.fromkeys(df[row_key]))
+    by = {(d, r): rec for d, r, rec in ((x.dataset, x[row_key], x) for _, x in df.iterrows())}
+    best = {(d, m): df[df.dataset == d][m].max() for d in datasets for m in metrics}
+    n = len(metrics)
+    head1 = [""] + [rf"\multicolumn{{{n}}}{{c}}{{{_tex(str(d))}}}" for d in datasets]
+    rules = "".join(rf"\cmidrule(lr){{{2 + i * n}-{1 + (i + 1) * n}}}" for i in range(len(datasets)))
+    head2 = [_tex(row_key)] + [_short(m) for _ in datasets for m in metrics]
+    out = [r"\begin{table*}[t]", r"\centering", r"\small", rf"\caption{{{_tex(caption)}}}",
+           r"\begin{tabular}{l" + "r" * (n * len(datasets)) + "}", r"\toprule",
+           " & ".join(head1) + r" \\", rules, " & ".join(head2) + r" \\", r"\midrule"]
+    for row in rows:
+        cells = [_tex(str(row))]
+        paper_cells, has_paper = [r"\quad paper"], False
+        for d in datasets:
+            rec = by.get((d, row))
+            for m in metrics:
+                if rec is None:
+                    cells.append("--")
+                    paper_cells.append("")
+                    continue
+                c = _tex(cell(rec[m], rec.get(f"{m}_std")))
+                cells.append(rf"\textbf{{{c}}}" if rec[m] == best[(d, m)] else c)
+                theirs = rec.get(f"paper_{m}")
+                has_paper = has_paper or not _missing(theirs)
+                paper_cells.append("--" if _missing(theirs) else f"{theirs:.4f}")
+        out.append(" & ".join(cells) + r" \\")
+        if has_paper:
+            out.append(" & ".join(paper_cells) + r" \\")
+    if focus is not None:
+        gains, ps = ["Improvement"], ["p-value (users / seeds)"]
+        for d in datasets:
+            part = df[df.dataset == d]
+            for m in metrics:
+                g = improvement(part, row_key, focus, m)
+                gains.append("" if g is None else _tex(f"{g[1]:+.2%}"))
+                pv = (pvalues or {}).get(str(d), {}).get(m)
+                ps.append("" if pv is None else f"{_p(pv['p_users'])} / {_p(pv['p_seeds'])}")
+        out += [r"\midrule", " & ".join(gains) + r" \\"]
+        if pvalues:
+            out.append(" & ".join(ps) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
     return "\n".join(out)
 
 

@@ -1,9 +1,9 @@
 """Replay the recorded durations of an artefact's runs through N greedy workers: the finishing
-time in spec order against longest first (``runs.execute``'s order under ``--jobs N``).
+time in spec order against longest first (``study.execute``'s order under ``--jobs N``).
 
     python -m benchmark.schedule_replay [--workers 2 4]
 
-A simulation from ``results/runs/`` (each run's ``total_seconds`` as recorded, one thread),
+A simulation from the run store (each run's ``total_seconds`` as recorded, one thread),
 not a timing: it shows what the ordering alone changes. Runs without a record are left out.
 """
 from __future__ import annotations
@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import heapq
 
+from ..paths import runs_dir
+from .artefacts import Options, build
+from .definition import SYNTHETIC_DEFAULT, TABLE2_MODELS
 from .estimate import History, longest_first
-from .runs import RunSpec, load_record
+from .execute import unique
+from .store import RunStore
 
 
 def finishing_time(durations: list[float], workers: int) -> float:
@@ -24,21 +28,20 @@ def finishing_time(durations: list[float], workers: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import run_all
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--workers", nargs="+", type=int, default=[2, 4])
     args = p.parse_args(argv)
-    arts = run_all.artefacts(run_all.parse(["--all"]), run_all.SYNTHETIC_DEFAULT,
-                             list(run_all.experiments.TABLE2_MODELS))
-    specs: list[RunSpec] = list({s.key(None): s for a in arts for s in a.specs}.values())
-    seconds = {s.key(None): r["total_seconds"] for s in specs if (r := load_record(s, None)) is not None}
-    have = [s for s in specs if s.key(None) in seconds]
-    ordered = longest_first(have, History.load())
+    store = RunStore(runs_dir(), None)
+    arts = build(Options(all=True), list(SYNTHETIC_DEFAULT), list(TABLE2_MODELS))
+    specs = list({store.key(s): s for s in unique(s for a in arts for s in a.specs)}.values())
+    seconds = {store.key(s): r.total_seconds for s in specs if (r := store.get(s)) is not None}
+    have = [s for s in specs if store.key(s) in seconds]
+    ordered = longest_first(have, History(store.all()))
     total = sum(seconds.values())
     print(f"run_all.py --all: {len(specs)} runs, {len(have)} recorded, {total / 3600:.2f} h in one process")
     for n in args.workers:
-        spec_order = finishing_time([seconds[s.key(None)] for s in have], n)
-        longest = finishing_time([seconds[s.key(None)] for s in ordered], n)
+        spec_order = finishing_time([seconds[store.key(s)] for s in have], n)
+        longest = finishing_time([seconds[store.key(s)] for s in ordered], n)
         bound = max(total / n, max(seconds.values()))
         print(f"{n} workers: spec order {spec_order / 3600:.2f} h, longest first {longest / 3600:.2f} h, "
               f"lower bound {bound / 3600:.2f} h")

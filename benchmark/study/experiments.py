@@ -1,26 +1,27 @@
-"""The paper's artefacts as lists of runs, and the records of those runs as tables.
+"""The paper's artefacts as lists of runs, and the records of those runs as frames.
 
 Each artefact is a pair: a function returning the `RunSpec`s it needs, and a function turning
-their records into a DataFrame. Adding a model to Table 2 is adding its name to `TABLE2_MODELS`.
+their records into a DataFrame. What the study compares (models, variants, grids) is in
+`benchmark.study.definition`; adding a model to Table 2 is adding its name there.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from dataclasses import asdict
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
+from ..registry import get_model
 from . import paper
-from .runs import RunSpec
-
-TABLE2_MODELS: tuple[str, ...] = ("bpr", "vbpr", "lightgcn", "mmgcn", "grcn", "mmgcl", "huign",
-                                  "slmrec", "lattice", "micro", "hcgcn", "mmil")
-TABLE2_METRICS: tuple[str, ...] = ("recall@20", "precision@20", "ndcg@20")
-
+from .definition import ABLATION_METRICS, FIGURE_METRICS, FIGURES, FOCUS, TABLE2_METRICS
+from .record import Record
+from .spec import RunSpec
 
 def table2_specs(datasets: Iterable[str], models: Iterable[str], seeds: Iterable[int],
                  epochs: int | None = None, mask_valid_at_test: bool = False,
-                 configs: dict[tuple[str, str], dict[str, Any]] | None = None) -> list[RunSpec]:
+                 configs: dict[tuple[str, str], dict[str, Any]] | None = None,
+                 precision: str = "fp32") -> list[RunSpec]:
     """Every (dataset, model, seed) of Table 2; ``configs`` holds tuned overrides per (dataset, model)."""
     from .tuning import split_point
     configs = configs or {}
@@ -29,11 +30,8 @@ def table2_specs(datasets: Iterable[str], models: Iterable[str], seeds: Iterable
         for m in models:
             config, train = split_point(configs.get((d, m), {}))
             specs += [RunSpec(d, m, s, config=config, train=train, epochs=epochs,
-                              mask_valid_at_test=mask_valid_at_test) for s in seeds]
+                              mask_valid_at_test=mask_valid_at_test, precision=precision) for s in seeds]
     return specs
-
-
-ABLATION_METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
 
 
 def ablation_specs(datasets: Iterable[str], variants: dict[str, dict[str, Any]], seeds: Iterable[int],
@@ -41,33 +39,33 @@ def ablation_specs(datasets: Iterable[str], variants: dict[str, dict[str, Any]],
                    base: dict[str, dict[str, Any]] | None = None) -> list[RunSpec]:
     """Table 3: MMIL and each ablation variant (config overrides on top of ``base[dataset]``)."""
     base = base or {}
-    return [RunSpec(d, "mmil", s, config={**base.get(d, {}), **over}, epochs=epochs,
+    return [RunSpec(d, FOCUS, s, config={**base.get(d, {}), **over}, epochs=epochs,
                     mask_valid_at_test=mask_valid_at_test)
             for d in datasets for over in variants.values() for s in seeds]
 
 
-def table3_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    df = aggregate(records, "variant", ABLATION_METRICS, row_of=lambda r: r["model"]["variant"])
+def table3_frame(records: list[Record]) -> pd.DataFrame:
+    df = aggregate(records, "variant", ABLATION_METRICS, row_of=lambda r: r.variant)
     for m in ABLATION_METRICS:
         df[f"paper_{m}"] = [paper.paper_value(paper.TABLE3, d, v, m) for d, v in zip(df.dataset, df.variant)]
     return df
 
 
-def aggregate(records: list[dict[str, Any]], row_key: str, metrics: Iterable[str],
-              row_of: Any = None) -> pd.DataFrame:
+def aggregate(records: list[Record], row_key: str, metrics: Iterable[str],
+              row_of: Callable[[Record], str] | None = None) -> pd.DataFrame:
     """One row per (dataset, row) with the mean over seeds of each metric, ``_std`` with >1 seed."""
     metrics = tuple(metrics)
-    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    rows: dict[tuple[str, str], list[Record]] = {}
     for r in records:
-        key = (r["spec"]["dataset"], row_of(r) if row_of else r["spec"]["model"])
+        key = (r.spec.dataset, row_of(r) if row_of else r.spec.model)
         rows.setdefault(key, []).append(r)
     out = []
     for (dataset, row), recs in rows.items():
-        vals = {m: np.array([r["test"][m] for r in recs]) for m in metrics}
+        vals = {m: np.array([r.test[m] for r in recs]) for m in metrics}
         entry: dict[str, Any] = {"dataset": dataset, row_key: row, "n_seeds": len(recs),
-                                 "synthetic": bool(recs[0]["dataset"]["synthetic"]),
-                                 "capped": any(r["epochs_capped"] for r in recs),
-                                 "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in recs]))}
+                                 "synthetic": bool(recs[0].dataset.synthetic),
+                                 "capped": any(r.epochs_capped for r in recs),
+                                 "seconds_per_epoch": float(np.mean([r.seconds_per_epoch for r in recs]))}
         for m in metrics:
             entry[m] = float(vals[m].mean())
         if len(recs) > 1:
@@ -77,32 +75,26 @@ def aggregate(records: list[dict[str, Any]], row_key: str, metrics: Iterable[str
     return pd.DataFrame(out)
 
 
-def table2_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def table2_frame(records: list[Record]) -> pd.DataFrame:
+    """Table 2's frame; ``tuned`` says whether a row ran at a configuration chosen on validation
+    (any override of the model's defaults) or at the defaults."""
     df = aggregate(records, "model", TABLE2_METRICS)
+    tuned = {(r.spec.dataset, r.spec.model) for r in records if r.spec.config or r.spec.train}
+    df["tuned"] = [(d, m) in tuned for d, m in zip(df.dataset, df.model)]
     for m in TABLE2_METRICS:
         df[f"paper_{m}"] = [paper.paper_value(paper.TABLE2, d, mo, m) for d, mo in zip(df.dataset, df.model)]
     return df
-
-
-# ----- Figures 2-4: MMIL's sensitivity ---------------------------------------------------------
-LOG_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-FIGURES: dict[int, tuple[tuple[str, tuple[float, ...]], ...]] = {
-    2: (("mu", LOG_GRID), ("theta", LOG_GRID)),
-    3: (("gamma", LOG_GRID), ("tau", (0.005, 0.05, 0.5, 5.0, 50.0))),
-    4: (("dim", (16, 32, 64, 128, 256, 512)),),
-}
-FIGURE_METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
 
 
 def sensitivity_specs(figure: int, datasets: Iterable[str], seeds: Iterable[int], epochs: int | None = None,
                       base: dict[str, dict[str, Any]] | None = None) -> list[RunSpec]:
     """One MMIL run per (dataset, parameter, value, seed), other parameters at their defaults."""
     base = base or {}
-    return [RunSpec(d, "mmil", s, config={**base.get(d, {}), param: value}, epochs=epochs)
+    return [RunSpec(d, FOCUS, s, config={**base.get(d, {}), param: value}, epochs=epochs)
             for d in datasets for param, grid in FIGURES[figure] for value in grid for s in seeds]
 
 
-def sensitivity_frame(figure: int, records: list[dict[str, Any]],
+def sensitivity_frame(figure: int, records: list[Record],
                       base: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
     """Rows (dataset, parameter, value) with mean and std over seeds of the figure's metrics.
 
@@ -110,35 +102,33 @@ def sensitivity_frame(figure: int, records: list[dict[str, Any]],
     (plus ``base``) with only that parameter changed; the default run serves every panel whose
     grid holds the default value.
     """
-    from dataclasses import asdict
-
-    from mmil import MMILConfig
-    default = asdict(MMILConfig())
+    default = asdict(get_model(FOCUS).Config())
     base = base or {}
     rows = []
     for r in records:
-        d = r["spec"]["dataset"]
+        d = r.spec.dataset
         for param, grid in FIGURES[figure]:
-            value = r["config"][param]
-            if value in grid and r["config"] == {**default, **base.get(d, {}), param: value}:
+            value = r.config[param]
+            if value in grid and r.config == {**default, **base.get(d, {}), param: value}:
                 rows.append({"dataset": d, "parameter": param, "value": value,
-                             "seed": r["spec"]["seed"], **{m: r["test"][m] for m in FIGURE_METRICS}})
+                             "seed": r.spec.seed, **{m: r.test[m] for m in FIGURE_METRICS}})
     df = pd.DataFrame(rows).drop_duplicates(["dataset", "parameter", "value", "seed"])
     agg = df.groupby(["dataset", "parameter", "value"], sort=False)[list(FIGURE_METRICS)].agg(["mean", "std", "count"])
     agg.columns = [f"{m}_{s}" if s != "mean" else m for m, s in agg.columns]
     return agg.reset_index().sort_values(["dataset", "parameter", "value"])
 
 
-def pvalues_vs_best(records: list[dict[str, Any]], df: pd.DataFrame, row_key: str, focus: str,
-                    metrics: Iterable[str], row_of: Any = None) -> dict[str, dict[str, dict[str, float]]]:
+def pvalues_vs_best(records: list[Record], df: pd.DataFrame, row_key: str, focus: str,
+                    metrics: Iterable[str], row_of: Callable[[Record], str] | None = None
+                    ) -> dict[str, dict[str, dict[str, float]]]:
     """Per dataset and metric, paired p-values of ``focus`` against the best other row."""
     from .significance import compare
     out: dict[str, dict[str, dict[str, float]]] = {}
-    key = row_of or (lambda r: r["spec"]["model"])
+    key = row_of or (lambda r: r.spec.model)
     for dataset, part in df.groupby("dataset", sort=False):
         if focus not in set(part[row_key]) or len(part) < 2:
             continue
-        recs = [r for r in records if r["spec"]["dataset"] == dataset]
+        recs = [r for r in records if r.spec.dataset == dataset]
         for m in metrics:
             others = part[part[row_key] != focus]
             best = others.loc[others[m].idxmax(), row_key]

@@ -1,0 +1,143 @@
+"""The paper's artefacts (Tables 2 and 3, Figures 2-4): the runs each needs and how its records
+become files under ``results/`` and ``figures/``."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..paths import ROOT, figures_dir, results_dir, tagged
+from . import experiments, tables, tuning
+from .definition import ABLATION_METRICS, ABLATION_SEEDS, FOCUS, TABLE2_METRICS, TABLE2_MODELS, VARIANTS
+from .record import Record
+from .spec import RunSpec
+
+
+@dataclass
+class Options:
+    """What the command line asked for (see run_all.py for each flag)."""
+
+    table: int | None = None
+    ablation: bool = False
+    figure: list[int] | None = None
+    sensitivity: bool = False
+    all: bool = False
+    report: bool = False
+    check: bool = False
+    tune: str | None = None
+    grid: list[str] | None = None
+    list: bool = False
+    plan: bool = False
+    verify: int | None = None
+    verify_budget: float | None = None
+    datasets: list[str] | None = None
+    models: list[str] | None = None
+    seeds: list[int] | None = None
+    epochs: int | None = None
+    device: str = "auto"
+    data_root: Path = ROOT / "data"
+    jobs: int = 1
+    backend: str = "loky"
+    scheduler: str | None = None
+    force: bool = False
+    mask_valid_at_test: bool = False
+    precision: str = "fp32"
+    quiet: bool = False
+    debug: bool = False
+    tag: str = ""
+    checkpoint_minutes: float = 5.0
+
+
+Renderer = Callable[[list[Record], str], list[Path]]
+
+
+@dataclass
+class Artefact:
+    name: str
+    flag: list[str]
+    specs: list[RunSpec]
+    render: Renderer                      # (records, tag) -> files written
+    models: tuple[str, ...] = ()          # the full model list of an artefact that takes --models
+    files: list[Path] = field(default_factory=list)
+
+    def command(self, records: list[Record], data_root: Path, tag: str) -> list[str]:
+        """The driver arguments that reproduce this artefact from scratch, read off its records."""
+        datasets = list(dict.fromkeys(r.spec.dataset for r in records))
+        seeds = sorted({r.spec.seed for r in records})
+        caps = sorted({r.spec.epochs for r in records if r.spec.epochs is not None})
+        precisions = sorted({r.spec.precision for r in records})
+        real = any(not r.dataset.synthetic for r in records)
+        models = list(dict.fromkeys(r.spec.model for r in records))
+        subset = bool(self.models) and set(models) != set(self.models)
+        return (self.flag + ["--datasets", *datasets] + (["--models", *models] if subset else [])
+                + ["--seeds", *map(str, seeds)] + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
+                + (["--precision", precisions[0]] if precisions != ["fp32"] else [])
+                + (["--mask-valid-at-test"] if any(r.spec.mask_valid_at_test for r in records) else [])
+                + (["--data-root", display_path(data_root)] if real else []) + (["--tag", tag] if tag else []))
+
+
+def display_path(p: Path) -> str:
+    """A data root as the reports print it: relative to the repository when it can be, so a
+    command works from any clone with ``shared/`` beside it."""
+    try:
+        return str(Path(p).resolve().relative_to(ROOT.resolve()))
+    except ValueError:
+        import os
+        return os.path.relpath(Path(p).resolve(), ROOT.resolve())
+
+
+def _emit(df, md: str, stem: str, tex: str) -> list[Path]:  # type: ignore[no-untyped-def]
+    print(md)
+    return tables.write_table(df, md, results_dir() / stem, tex)
+
+
+def render_table2(records: list[Record], tag: str) -> list[Path]:
+    df = experiments.table2_frame(records)
+    pv = experiments.pvalues_vs_best(records, df, "model", FOCUS, TABLE2_METRICS) if df["n_seeds"].max() > 1 else None
+    title = "Table 2: Recall / Precision / NDCG @20 (test split, full ranking)"
+    return _emit(df, tables.markdown_table(df, "model", TABLE2_METRICS, title, FOCUS, pv), tagged("table2", tag),
+                 tables.latex_side_by_side(df, "model", TABLE2_METRICS, title, FOCUS, pv))
+
+
+def render_table3(records: list[Record], tag: str) -> list[Path]:
+    df = experiments.table3_frame(records)
+    pv = experiments.pvalues_vs_best(records, df, "variant", FOCUS, ABLATION_METRICS, lambda r: r.variant) \
+        if df["n_seeds"].max() > 1 else None
+    title = "Table 3: MMIL ablation, Recall / NDCG @20 (test split)"
+    return _emit(df, tables.markdown_table(df, "variant", ABLATION_METRICS, title, FOCUS, pv), tagged("table3", tag),
+                 tables.latex_side_by_side(df, "variant", ABLATION_METRICS, title, FOCUS, pv))
+
+
+def render_figure(figure: int) -> Renderer:
+    def render(records: list[Record], tag: str) -> list[Path]:
+        from .figures import draw
+        frame = experiments.sensitivity_frame(figure, records)
+        paths = tables.write_table(frame, None, results_dir() / tagged(f"figure{figure}", tag))
+        syn = any(r.dataset.synthetic for r in records)
+        return paths + draw(figure, frame, figures_dir(), "synthetic data" if syn else "", tag)
+    return render
+
+
+def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefact]:
+    named = opts.table == 2 or opts.ablation or opts.figure or opts.sensitivity
+    every = opts.all or (opts.report and not named)
+    tuned = tuning.load_choices()
+    out = []
+    if opts.table == 2 or every:
+        out.append(Artefact("Table 2", ["--table", "2"], experiments.table2_specs(
+            datasets, models, opts.seeds or [0], opts.epochs, opts.mask_valid_at_test, tuned, opts.precision),
+            render_table2, TABLE2_MODELS))
+    if opts.ablation or every:
+        out.append(Artefact("Table 3", ["--ablation"], experiments.ablation_specs(
+            datasets, VARIANTS, opts.seeds or list(ABLATION_SEEDS), opts.epochs, opts.mask_valid_at_test),
+            render_table3))
+    for fig in sorted(set(opts.figure or []) | ({2, 3, 4} if opts.sensitivity or every else set())):
+        out.append(Artefact(f"Figure {fig}", ["--figure", str(fig)],
+                            experiments.sensitivity_specs(fig, datasets, opts.seeds or [0], opts.epochs),
+                            render_figure(fig)))
+    return out
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

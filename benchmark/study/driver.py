@@ -1,0 +1,285 @@
+"""What ``run_all.py`` does once its arguments are parsed: train what an artefact lacks, render
+it from the records, and keep the manifest that lets ``--report --check`` re-render every
+committed artefact from the committed records.
+
+The manifest (``results/artefacts.json``) maps each file an invocation wrote to the options that
+wrote it; ``--check`` replays every entry into a scratch folder and compares.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from ..atomic import write_text_atomic
+from ..data import available, real_datasets
+from ..paths import ROOT, figures_dir, results_dir, runs_dir
+from ..registry import UnknownModel, model_names
+from . import tuning
+from .artefacts import Artefact, Options, build, display_path, log
+from .definition import SYNTHETIC_DEFAULT, TABLE2_MODELS
+from .estimate import History
+from .execute import execute, run_one, unique
+from .record import Record
+from .spec import RunSpec
+from .store import RunStore
+
+# the options that decide what an invocation renders (the rest say how it trains)
+RENDER_OPTIONS = ("table", "ablation", "figure", "sensitivity", "all", "datasets", "models", "seeds", "epochs",
+                  "data_root", "mask_valid_at_test", "precision", "tag")
+
+
+class MissingRecords(ValueError):
+    """--report (or --check) asked for an artefact whose runs are not all recorded."""
+
+
+def manifest_path() -> Path:
+    return results_dir() / "artefacts.json"
+
+
+def load_manifest() -> dict[str, dict[str, Any]]:
+    p = manifest_path()
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def _relative(p: Path) -> str:
+    return str(p.resolve().relative_to(Path(os.environ.get("MMIL_BENCH_HOME", ROOT)).resolve()))
+
+
+def record_in_manifest(files: list[Path], opts: Options, datasets: list[str], models: list[str]) -> None:
+    entry = {k: v for k, v in asdict(opts).items() if k in RENDER_OPTIONS}
+    entry.update(datasets=datasets, models=models, data_root=display_path(opts.data_root), report=True)
+    manifest = load_manifest()
+    for f in files:
+        manifest[_relative(f)] = entry
+    write_text_atomic(manifest_path(), json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+class RecordIndex:
+    """Every record of a store by its spec as given: rendering needs no dataset loaded."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.by_spec: dict[str, Record] = {}
+        for r in store.all():
+            ident = r.spec.identity()
+            if ident in self.by_spec and self.by_spec[ident].key != r.key:
+                raise ValueError(f"two records for {r.spec.label()} in {store.directory}: {self.by_spec[ident].key} "
+                                 f"and {r.key} (a dataset changed?); remove the stale one")
+            self.by_spec[ident] = r
+
+    def records(self, arts: list[Artefact]) -> list[list[Record]]:
+        """The records of each artefact; MissingRecords names the first run that has none."""
+        out = []
+        for a in arts:
+            missing = [s for s in a.specs if s.identity() not in self.by_spec]
+            if missing:
+                raise MissingRecords(f"{a.name}: {len(missing)} of {len(a.specs)} runs have no record in "
+                                     f"{display_path(runs_dir())}, first {missing[0].label()}; nothing was written "
+                                     "(train them without --report, or narrow --datasets/--models)")
+            out.append([self.by_spec[s.identity()] for s in a.specs])
+        return out
+
+
+def resolve(opts: Options) -> tuple[list[str], list[str]]:
+    datasets = opts.datasets or real_datasets(opts.data_root) or list(SYNTHETIC_DEFAULT)
+    known = set(model_names())
+    models = opts.models or [m for m in TABLE2_MODELS if m in known]
+    for m in models + ([opts.tune] if opts.tune else []):
+        if m not in known:
+            raise UnknownModel(f"unknown model {m!r}; known: {sorted(known)}")
+    return datasets, models
+
+
+def produce(opts: Options, store: RunStore | None = None) -> int:
+    """The main flow: Table 1, tuning, training what is missing, rendering."""
+    t0 = time.perf_counter()
+    if opts.list:
+        print("datasets:", " ".join(available(opts.data_root)))
+        print("models:  ", " ".join(model_names()))
+        return 0
+    store = store or RunStore(runs_dir(), opts.data_root)
+    datasets, models = resolve(opts)
+    if opts.table == 1:
+        from ..data.stats import format_table1, table1
+        print(format_table1(table1(datasets, opts.data_root)))
+    if opts.tune:
+        tune(opts, store, datasets)
+    arts = build(opts, datasets, models)
+    if not arts:
+        return 0
+    if opts.plan:
+        print("\n".join(plan(arts, store)))
+        return 0
+    if not opts.report:
+        log(" + ".join(f"{a.name}: {len(a.specs)} runs" for a in arts))
+        execute([s for a in arts for s in a.specs], store, opts.device, opts.jobs, opts.force,
+                verbose=not opts.quiet, backend=opts.backend, scheduler=opts.scheduler,
+                checkpoint_seconds=opts.checkpoint_minutes * 60)
+    per_artefact = RecordIndex(store).records(arts)
+    commands, rendered, written, all_records = [], [], [], []
+    for a, records in zip(arts, per_artefact):
+        written += a.render(records, opts.tag)
+        commands.append("python run_all.py " + " ".join(a.command(records, opts.data_root, opts.tag)))
+        rendered.append(a.name)
+        all_records += records
+    if opts.all or opts.report:
+        from .report_page import write_report
+        uniq = list({r.key: r for r in all_records}.values())
+        written.append(write_report(uniq, commands, rendered, 0.0 if opts.report else time.perf_counter() - t0,
+                                    opts.tag))
+    for p in written:
+        log(f"wrote {p}")
+    record_in_manifest(written, opts, datasets, models)
+    log(f"total {time.perf_counter() - t0:.0f}s")
+    return 0
+
+
+def plan(arts: list[Artefact], store: RunStore) -> list[str]:
+    """Per artefact and dataset: runs needed, recorded, to run; and the one-process time of those
+    to run, estimated from the recorded runs (``benchmark.study.estimate``)."""
+    history = History(store.all())
+    lines, typical, worst, unknown, seen = [], 0.0, 0.0, 0, set()
+    for a in arts:
+        for d in dict.fromkeys(s.dataset for s in a.specs):
+            specs = [s for s in a.specs if s.dataset == d]
+            keys = [store.key(s) for s in specs]
+            todo = [s for s, k in zip(specs, keys) if k not in seen and not store.has(s)]
+            seen.update(keys)
+            for s in todo:
+                e = history.estimate(s)
+                if e is None:
+                    unknown += 1
+                    continue
+                typical += e.typical_seconds
+                worst += e.worst_seconds
+            lines.append(f"{a.name} / {d}: {len(specs)} runs, {len(specs) - len(todo)} recorded or shared, "
+                         f"{len(todo)} to run")
+    lines.append(f"to run: about {typical / 3600:.1f} h in one process if runs stop where recorded ones did, "
+                 f"at most {worst / 3600:.1f} h" + (f"; {unknown} run(s) of a dataset and model with no record "
+                                                     "to estimate from" if unknown else ""))
+    return lines
+
+
+def tune(opts: Options, store: RunStore, datasets: list[str]) -> None:
+    assert opts.tune is not None
+    grid = tuning.parse_grid(opts.grid) if opts.grid else None
+    specs = tuning.tune_specs(opts.tune, datasets, opts.seeds or [0], opts.epochs, grid)
+    log(f"tuning {opts.tune}: {len(specs)} runs")
+    records = execute(specs, store, opts.device, opts.jobs, opts.force, verbose=not opts.quiet,
+                      backend=opts.backend, scheduler=opts.scheduler)
+    n_points = len(specs) // max(len(datasets), 1) // len(opts.seeds or [0])
+    for d in datasets:
+        config, valid = tuning.select([r for r in records if r.spec.dataset == d])
+        tuning.save_choice(d, opts.tune, config, valid, n_points)
+        print(f"{d} / {opts.tune}: chose {config} (valid recall@20 {valid:.4f}) -> {tuning.tuned_path()}")
+        for r in sorted((r for r in records if r.spec.dataset == d), key=lambda r: -r.valid["recall@20"]):
+            print(f"    valid recall@20 {r.valid['recall@20']:.4f}  best epoch {r.best_epoch:3d}  "
+                  f"{ {**r.spec.config, **r.spec.train} }")
+
+
+@contextmanager
+def _home(path: Path) -> Iterator[None]:
+    old = os.environ.get("MMIL_BENCH_HOME")
+    os.environ["MMIL_BENCH_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MMIL_BENCH_HOME"]
+        else:
+            os.environ["MMIL_BENCH_HOME"] = old
+
+
+# drawn files are compared by the frame they are drawn from (results/figureN.csv): their bytes
+# depend on the matplotlib and freetype builds of the machine
+COMPARED_BY_DATA = (".png", ".pdf")
+NOT_ARTEFACTS = ("artefacts.json", "tuned.json")
+
+
+def check(opts: Options) -> int:
+    """Re-render every committed artefact from the committed records into a scratch folder and
+    compare; returns 1 naming each file that differs, is missing or has no manifest entry."""
+    res, figs, store = results_dir(), figures_dir(), RunStore(runs_dir(), opts.data_root)
+    manifest = load_manifest()
+    home = Path(os.environ.get("MMIL_BENCH_HOME", ROOT))
+    problems = []
+    on_disk = [p for p in list(res.glob("*")) + list(figs.glob("*")) if p.is_file() and p.name not in NOT_ARTEFACTS]
+    for p in on_disk:
+        if _relative(p) not in manifest:
+            problems.append(f"{_relative(p)}: committed but no invocation in {manifest_path().name} renders it")
+    groups: dict[str, dict[str, Any]] = {json.dumps(e, sort_keys=True): e for e in manifest.values()}
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        (scratch / "results").mkdir()
+        if tuning.tuned_path().is_file():
+            (scratch / "results" / "tuned.json").write_bytes(tuning.tuned_path().read_bytes())
+        with _home(scratch):
+            # tagged reports first: the default REPORT.md links them
+            for entry in sorted(groups.values(), key=lambda e: e.get("tag") == ""):
+                names = {f.name for f in fields(Options)}
+                o = replace(Options(), **{k: v for k, v in entry.items() if k in names})
+                o.data_root = (ROOT / o.data_root) if not Path(o.data_root).is_absolute() else Path(o.data_root)
+                o.quiet = True
+                try:
+                    produce(o, store)
+                except MissingRecords as e:
+                    problems.append(str(e))
+        for rel in sorted(manifest):
+            mine, new = home / rel, scratch / rel
+            if not mine.is_file():
+                problems.append(f"{rel}: in the manifest but not committed")
+            elif not new.is_file():
+                problems.append(f"{rel}: not re-rendered from the committed records")
+            elif mine.suffix not in COMPARED_BY_DATA and mine.read_bytes() != new.read_bytes():
+                problems.append(f"{rel}: differs when re-rendered from the committed records")
+    for p in problems:
+        log(f"check: {p}")
+    log(f"check: {len(manifest)} artefact files, {len(groups)} invocations, "
+        + ("all reproduced" if not problems else f"{len(problems)} problem(s)"))
+    return 1 if problems else 0
+
+
+def verify(opts: Options) -> int:
+    """Retrain ``opts.verify`` committed runs (random, or the cheapest first within
+    ``opts.verify_budget`` minutes) in a scratch store, each with its record's torch thread count,
+    and report whether each reproduces its record's numbers to the last digit."""
+    store = RunStore(runs_dir(), opts.data_root)
+    records = list(store.all())
+    if not records:
+        raise MissingRecords(f"no records in {display_path(runs_dir())} to verify")
+    if opts.verify_budget is not None:
+        chosen, spent = [], 0.0
+        for r in sorted(records, key=lambda r: r.total_seconds):
+            if len(chosen) >= (opts.verify or len(records)) or spent + r.total_seconds > opts.verify_budget * 60:
+                break
+            chosen.append(r)
+            spent += r.total_seconds
+    else:
+        chosen = random.Random(opts.seeds[0] if opts.seeds else None).sample(records, min(opts.verify or 1, len(records)))
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = RunStore(Path(tmp), opts.data_root)
+        for n, r in enumerate(chosen, 1):
+            torch.set_num_threads(r.torch_threads)
+            t = time.perf_counter()
+            new = run_one(r.spec, scratch, opts.device, None if opts.quiet else log)
+            same = new.numbers() == r.numbers()
+            failed += not same
+            diff = [k for k in r.numbers() if new.numbers()[k] != r.numbers()[k]]
+            print(f"verify {n}/{len(chosen)} {r.spec.label()} key {r.key} ({r.torch_threads} thread(s), "
+                  f"{time.perf_counter() - t:.0f}s; recorded by {r.code_version}): "
+                  + ("reproduced exactly" if same else f"DIFFERS in {', '.join(diff)} (test recall@20 "
+                     f"{new.test['recall@20']!r} against {r.test['recall@20']!r})"), flush=True)
+    print(f"verify: {len(chosen) - failed} of {len(chosen)} runs reproduced exactly")
+    return 1 if failed else 0
+
+
+__all__ = ["Options", "RunSpec", "produce", "check", "verify", "unique", "MissingRecords"]

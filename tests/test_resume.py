@@ -1,0 +1,83 @@
+"""A run killed at any epoch resumes from its checkpoint and ends with exactly the numbers of an
+uninterrupted run: in-process for every model (an exception at a random epoch), and for the
+driver killed with SIGKILL."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.registry import model_names
+from benchmark.study.execute import execute, run_one
+from benchmark.study.spec import RunSpec
+from benchmark.study.store import RunStore, read_record
+
+ROOT = Path(__file__).resolve().parent.parent
+EPOCHS = 5
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_at(epoch: int):  # type: ignore[no-untyped-def]
+    """A log that stops the run when epoch ``epoch`` reports (before its checkpoint is saved)."""
+    def log(msg: str) -> None:
+        if f" epoch {epoch}/" in msg:
+            raise Killed(msg)
+    return log
+
+
+@pytest.mark.parametrize("model", model_names())
+def test_resumed_run_equals_an_uninterrupted_one(model: str, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    spec = RunSpec("synthetic-tiny", model, 0, epochs=EPOCHS)
+    whole = run_one(spec, RunStore(tmp_path / "whole"), "cpu", log=None, checkpoint_seconds=0)
+    store = RunStore(tmp_path / "killed")
+    k = random.Random(model).randint(2, EPOCHS)
+    with pytest.raises(Killed):
+        run_one(spec, store, "cpu", log=kill_at(k), checkpoint_seconds=0)
+    assert store.checkpoint_path(spec).is_file()
+    resumed = run_one(spec, store, "cpu", log=None, checkpoint_seconds=0)
+    assert resumed.resumed == 1
+    assert resumed.numbers() == whole.numbers()
+
+
+def test_driver_killed_mid_run_resumes_to_the_same_record(tmp_path: Path) -> None:
+    args = [sys.executable, str(ROOT / "run_all.py"), "--table", "2", "--datasets", "synthetic-tiny",
+            "--models", "mmil", "--epochs", "12", "--checkpoint-minutes", "0"]
+    env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path / "killed"), "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stderr is not None
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if "epoch 6/" in p.stderr.readline():
+            break
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    runs = tmp_path / "killed" / "results" / "runs"
+    assert not list(runs.glob("*.json.gz")) and list((runs / "checkpoints").glob("*.pt"))
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "resumed from" in again.stderr
+    assert not list((runs / "checkpoints").glob("*.pt"))          # removed once recorded
+    fresh = tmp_path / "fresh"
+    subprocess.run(args, capture_output=True, text=True, env={**env, "MMIL_BENCH_HOME": str(fresh)},
+                   timeout=600, check=True)
+    [a] = [read_record(p) for p in runs.glob("*.json.gz")]
+    [b] = [read_record(p) for p in (fresh / "results" / "runs").glob("*.json.gz")]
+    assert a.resumed == 1 and b.resumed == 0
+    assert a.numbers() == b.numbers()
+
+
+def test_execute_removes_the_checkpoint_of_a_recorded_run(tmp_path: Path) -> None:
+    spec, store = RunSpec("synthetic-tiny", "bpr", 0, epochs=3), RunStore(tmp_path)
+    [rec] = execute([spec], store, "cpu", verbose=False, checkpoint_seconds=0)
+    assert rec.epochs_run == 3 and not store.checkpoint_path(spec).exists()
