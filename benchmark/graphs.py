@@ -64,10 +64,22 @@ def normalised_adjacency(train: sp.csr_matrix, kind: str = "sym", self_loops: bo
     return to_torch_csr(normalise(a, kind))
 
 
+def fp32(x: Tensor) -> Tensor:
+    """``x`` in float32: CPU sparse products have no bfloat16 kernel, so under ``--precision bf16``
+    the sparse steps run in float32 (the dense ones around them in bfloat16)."""
+    return x if x.dtype == torch.float32 else x.float()
+
+
 def _csr_mm(a: Tensor, x: Tensor) -> Tensor:
     """``a @ x`` for a sparse CSR ``a``. For a square ``a`` this is ``addmm`` with ``beta=0`` on
     ``x`` itself (ignored, NaN included): torch's ``sparse.mm`` also zero-fills and copies a fresh
-    output, which made it slower on the LightGCN graphs."""
+    output, which made it slower on the LightGCN graphs. Never autocast (see `fp32`)."""
+    x = fp32(x)
+    with torch.autocast(x.device.type, enabled=False):
+        return _csr_mm_fp32(a, x)
+
+
+def _csr_mm_fp32(a: Tensor, x: Tensor) -> Tensor:
     if a.layout == torch.sparse_csr and a.shape[0] == a.shape[1] == x.shape[0] and x.dim() == 2:
         return torch.sparse.addmm(x, a, x, beta=0.0)
     return torch.sparse.mm(a, x)
@@ -126,10 +138,11 @@ def adjacency_operator(train: sp.csr_matrix, kind: str = "sym", self_loops: bool
 def _horner(a: Tensor, x: Tensor, n_layers: int) -> Tensor:
     """(I + A + ... + A^L) x / (L+1) as x' + A(x' + A(x' + ...)) with x' = x / (L+1): one fused
     sparse multiply-add per layer and no separate sums."""
-    base = x / (n_layers + 1)
+    base = fp32(x) / (n_layers + 1)
     y = base
-    for _ in range(n_layers):
-        y = torch.sparse.addmm(base, a, y)
+    with torch.autocast(x.device.type, enabled=False):
+        for _ in range(n_layers):
+            y = torch.sparse.addmm(base, a, y)
     return y
 
 
@@ -151,10 +164,11 @@ def propagate(adj: "SparseOperator | Tensor", x: Tensor, n_layers: int) -> Tenso
     """LightGCN's layer mean: mean of x, Ax, ..., A^L x."""
     if isinstance(adj, SparseOperator):
         return _LayerMean.apply(adj.a, adj.a if adj.symmetric else adj.a_t, x, n_layers)
-    out, h = x, x
-    for _ in range(n_layers):
-        h = torch.sparse.mm(adj, h)
-        out = out + h
+    out, h = fp32(x), fp32(x)
+    with torch.autocast(x.device.type, enabled=False):
+        for _ in range(n_layers):
+            h = torch.sparse.mm(adj, h)
+            out = out + h
     return out / (n_layers + 1)
 
 

@@ -12,7 +12,7 @@ from benchmark.data.lattice import load_lattice
 from benchmark.data.mmrec import load_mmrec
 from benchmark.data.movielens import load_movielens
 
-from .conftest import shared_data_or_skip
+from ..conftest import shared_data_or_skip
 
 GOOD = "userID\titemID\tx_label\n0\t0\t0\n0\t1\t1\n0\t2\t2\n1\t1\t0\n1\t2\t1\n1\t0\t2\n"
 

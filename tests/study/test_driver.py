@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(args: list[str], home: Path, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from benchmark.data import load_dataset, text_encoder
 from benchmark.data.movielens import load_movielens
 from benchmark.data.prepare import prepare_amazon
 
-from .conftest import shared_data_or_skip
+from ..conftest import shared_data_or_skip
 from .raw_fixtures import DIM, write_raw
 
 pytestmark = pytest.mark.skipif(text_encoder.unavailable_reason() is not None,

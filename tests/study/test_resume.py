@@ -19,7 +19,7 @@ from benchmark.study.execute import execute, run_one
 from benchmark.study.spec import RunSpec
 from benchmark.study.store import RunStore, read_record
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 5
 
 

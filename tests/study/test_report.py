@@ -18,7 +18,7 @@ from benchmark.study.store import read_record
 
 from .records import fake_record as record
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_table_cells_best_and_improvement() -> None:

@@ -22,10 +22,10 @@ from benchmark.data.prepare import prepare_amazon, verify_checksums
 from benchmark.data.splits import random_split
 from benchmark.data.stats import PAPER_TABLE1, table1
 
-from .conftest import shared_data_or_skip
+from ..conftest import shared_data_or_skip
 from .raw_fixtures import DIM, asin, fake_encode, write_raw
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
