@@ -6,8 +6,8 @@
             (attn_scale="dot": (P W^m_q)(E^m_u W^m_k)^T / sqrt(d), the printed form)
     h_uk = Σ_m r_um V^m_uk                                                              (Eq. 11)
 
-The attention logits depend on the item only, so they are computed once per item per step
-(`IntentAttention.item_logits`) and shared by the main pass and both contrastive views.
+The attention logits and values depend on the item only, so they are computed once per item per
+step (`MMIL.item_tables`) and shared by the main pass and both contrastive views.
 """
 from __future__ import annotations
 
@@ -49,9 +49,11 @@ class IntentAttention(nn.Module):
     """Per-modality attention of the K intent prototypes over a user's history items.
 
     The logit of intent k for item j depends on the item only, so `item_logits` computes them
-    once per step for every item in play (K numbers per item); a pass then gathers K logits and
-    the item's embedding per history position, and applies W_v after the weighted sum
-    (``softmax(.) (E W_v) = (softmax(.) E) W_v``), so neither keys nor values are gathered.
+    once per step for every item in play (K numbers per item), and the model takes the values
+    ``E W_v`` per item too (``softmax(.) (E W_v)``, W_v applied before the weighted sum). The
+    model's passes then sum over each history as sparse products (`mmil.sparse`, see
+    `MMIL.encode`); `forward` is the same attention on padded (B, L) histories, kept as the
+    plain per-user form (shape and padding checks use it).
     """
 
     def __init__(self, dim: int, scale: str, temperature: float) -> None:

@@ -37,6 +37,7 @@ from benchmark.registry import register
 from .config import TRAIN_DEFAULTS, MMILConfig, check
 from .intents import IntentLearner
 from .modal import IntentAttention, ModalEncoder, ModalityWeights
+from .sparse import HistorySoftmax, Pattern
 from .views import bernoulli_view, multi_intent_infonce
 
 SCORE_CHUNK = 1024  # users encoded at once when scoring: bounds memory whatever the eval batch
@@ -86,38 +87,65 @@ class MMIL(Recommender):
         return emb["c"] + (torch.stack(raw).mean(0) if raw else 0.0)
 
     def item_tables(self, items: Tensor) -> dict[str, Any]:
-        """Per-item quantities for ``items`` (unique ids): embeddings and attention logits."""
+        """Per-item quantities for ``items`` (unique ids), computed once per step and shared by the
+        main pass and both contrastive views: embeddings (also side by side, (N, |M| d)), attention logits (N, K) and attention
+        values e^m_j W^m_v (N, d) of every attended modality."""
         emb = self.item_embeddings(items)
-        tables: dict[str, Any] = {"emb": emb}
+        tables: dict[str, Any] = {"emb": emb, "stacked": torch.cat([emb[m] for m in self.modalities], dim=1)}
         if self.config.use_intents:
             protos = self.intents.prototypes
             tables["logits"] = {m: att.item_logits(protos, emb[m]) for m, att in self.attention.items()}
+            tables["values"] = {m: att.w_v(emb[m]) for m, att in self.attention.items()}
         return tables
 
     # ----- user side ---------------------------------------------------------------------
-    def encode(self, users: Tensor, idx: Tensor, mask: Tensor, tables: dict[str, Any]) -> dict[str, Tensor]:
+    def encode(self, users: Tensor, idx: Tensor, mask: Tensor, tables: dict[str, Any],
+               with_h: bool = True, with_q: bool = True) -> dict[str, Tensor]:
         """Run the extractor for users whose history is ``idx`` (B, L) (rows of the item tables)
-        with ``mask`` (B, L) True at real items. Returns z, s, dist, H (B, K, d) and q_u."""
+        with ``mask`` (B, L) True at real items. Returns z, r, and ``with_q`` s, dist, q_u, and
+        ``with_h`` the intents H (B, K, d) (the contrastive views need only H).
+
+        The history is the sparse pattern S (B x N) of its real positions (`sparse.Pattern`), so
+        every sum over a history is a sparse product and nothing (B, L, d) is gathered:
+
+            ē^m_u = (S / |S_u|) E^m                                  (all modalities in one)
+            a^m_ujk = softmax over j in S_u of logit^m_jk               (`HistorySoftmax`)
+            Σ_k s_uk h_uk = Σ_m r_um Σ_j (Σ_k s_uk a^m_ujk) (E^m W^m_v)_j      (a product on S)
+            h_uk = Σ_m r_um Σ_j a^m_ujk (E^m W^m_v)_j       (on S with each row repeated K times)
+
+        which is Eq. 10-11 regrouped (softmax(.) (E W_v) = (softmax(.) E) W_v; the sums over k
+        and m commute with the one over j); only the views need H itself.
+        """
         cfg = self.config
         e_u = self.user(users)
-        w = mask.unsqueeze(-1).float()
-        count = w.sum(1).clamp_min(1.0)
-        gathered = {m: t[idx] for m, t in tables["emb"].items()}          # (B, L, d) each
-        means = {m: (g * w).sum(1) / count for m, g in gathered.items()}
+        emb = tables["emb"]
+        pat = Pattern.from_mask(idx, mask, len(emb["c"]))
+        inv_count = 1.0 / pat.count.clamp_min(1).to(e_u.dtype)
+        stacked = tables["stacked"]                                                   # (N, |M| d)
+        means = dict(zip(self.modalities, pat.matmul(inv_count[pat.rows], stacked).split(cfg.dim, dim=1)))
         z = e_u + torch.stack([means[m] for m in self.modalities]).mean(0)
         out = {"z": z}
         if not cfg.use_intents:
             out["q"] = self.f_p(z) + e_u
             return out
-        s, dist = self.intents.assign(z)
-        per_mod = [att(tables["logits"][m][idx], gathered[m], mask)[0] for m, att in self.attention.items()]
-        v = torch.stack(per_mod, dim=1)                                  # (B, |M|, K, d)
+        attended = list(self.attention)
         if hasattr(self, "weights"):
-            r = self.weights(torch.stack([means[m] for m in self.attention], dim=1))
+            r = self.weights(torch.stack([means[m] for m in attended], dim=1))
         else:
-            r = torch.full(v.shape[:2], 1.0 / v.shape[1], device=v.device)
-        h = (r[:, :, None, None] * v).sum(1)                              # (B, K, d)
-        out.update(s=s, dist=dist, H=h, r=r, q=self.f_p((s.unsqueeze(-1) * h).sum(1)) + e_u)
+            r = torch.full((len(users), len(attended)), 1.0 / len(attended), dtype=z.dtype, device=z.device)
+        out["r"] = r
+        attn = {m: HistorySoftmax(pat, tables["logits"][m]) for m in attended}
+        if with_q:
+            s, dist = self.intents.assign(z)
+            pooled = sum(pat.matmul(attn[m].contract(s * r[:, i:i + 1]), tables["values"][m])
+                         for i, m in enumerate(attended))                                  # Σ_k s_uk h_uk
+            out.update(s=s, dist=dist, q=self.f_p(pooled) + e_u)
+        if with_h:
+            rep = pat.repeat_rows(cfg.n_intents)
+            r_at = r[pat.rows]
+            h = sum(rep.matmul(rep.repeated_values(attn[m].weights() * r_at[:, i:i + 1]), tables["values"][m])
+                    for i, m in enumerate(attended))
+            out["H"] = h.view(len(users), cfg.n_intents, cfg.dim)
         return out
 
     # ----- training ----------------------------------------------------------------------
@@ -131,7 +159,7 @@ class MMIL(Recommender):
         n_h = hist.numel()
         idx = inv[:n_h].view_as(hist)
         pos_rows, neg_rows = inv[n_h:n_h + len(batch.pos)], inv[n_h + len(batch.pos):].view_as(batch.neg)
-        enc = self.encode(batch.users, idx, mask, tables)
+        enc = self.encode(batch.users, idx, mask, tables, with_h=False)
         q_items = self.item_vectors(tables["emb"])
         y_pos = losses.dot(enc["q"], q_items[pos_rows])
         y_neg = losses.dot(enc["q"], q_items[neg_rows])
@@ -168,8 +196,8 @@ class MMIL(Recommender):
         users, hist, mask = users[keep], hist[keep], mask[keep]
         # every history item of these users is among the batch's unique items
         idx = torch.searchsorted(uniq, hist).clamp_max(len(uniq) - 1)
-        h1 = self.encode(users, idx, bernoulli_view(mask, self.config.keep_prob), tables)["H"]
-        h2 = self.encode(users, idx, bernoulli_view(mask, self.config.keep_prob), tables)["H"]
+        h1 = self.encode(users, idx, bernoulli_view(mask, self.config.keep_prob), tables, with_q=False)["H"]
+        h2 = self.encode(users, idx, bernoulli_view(mask, self.config.keep_prob), tables, with_q=False)["H"]
         return multi_intent_infonce(h1, h2, self.config.tau)
 
     # ----- scoring -----------------------------------------------------------------------
@@ -181,7 +209,7 @@ class MMIL(Recommender):
     def user_vectors(self, users: Tensor, tables: dict[str, Any]) -> Tensor:
         hist = self.hist[users]
         mask = hist != self.n_items
-        return self.encode(users, hist.clamp_max(self.n_items - 1), mask, tables)["q"]
+        return self.encode(users, hist.clamp_max(self.n_items - 1), mask, tables, with_h=False)["q"]
 
     def score(self, users: Tensor) -> Tensor:
         if self._scoring is None or self.training:
@@ -192,7 +220,7 @@ class MMIL(Recommender):
                for s in range(0, len(users), SCORE_CHUNK)]
         return torch.cat(out)
 
-    def train(self, mode: bool = True) -> "MMIL":
+    def train(self, mode: bool = True) -> MMIL:
         self._scoring = None  # cached item tables go stale as soon as training resumes
         return super().train(mode)
 
@@ -202,7 +230,7 @@ class MMIL(Recommender):
         users = torch.arange(self.n_users)
         tables = self.item_tables(torch.arange(self.n_items))
         hist = self.hist
-        z = self.encode(users, hist.clamp_max(self.n_items - 1), hist != self.n_items, tables)["z"]
+        z = self.encode(users, hist.clamp_max(self.n_items - 1), hist != self.n_items, tables, with_h=False)["z"]
         self.intents.init_kmeans(z, seed=int(torch.randint(0, 2**31 - 1, ())))
 
     @torch.no_grad()

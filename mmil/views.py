@@ -26,9 +26,12 @@ def bernoulli_view(mask: Tensor, keep_prob: float, generator: torch.Generator | 
 def multi_intent_infonce(h1: Tensor, h2: Tensor, tau: float) -> Tensor:
     """h1, h2: (B, K, d), the intents of the same users in two views. Returns the mean loss."""
     b, k, _ = h1.shape
-    z = F.normalize(torch.cat([h1, h2], dim=1), dim=-1)          # (B, 2K, d)
-    sim = z @ z.transpose(1, 2) / tau                             # (B, 2K, 2K)
-    eye = torch.eye(2 * k, dtype=torch.bool, device=z.device)
+    h = torch.cat([h1, h2], dim=1)                                # (B, 2K, d)
+    # cosines from the Gram matrix: dividing (B, 2K, 2K) instead of normalising (B, 2K, d);
+    # the eps is F.normalize's, so cos = <x, y> / (max(|x|, eps) max(|y|, eps)) as before
+    norm = torch.linalg.vector_norm(h, dim=-1).clamp_min(1e-12)
+    sim = (h @ h.transpose(1, 2)) / (norm.unsqueeze(2) * norm.unsqueeze(1)) / tau
+    eye = torch.eye(2 * k, dtype=torch.bool, device=h.device)
     sim = sim.masked_fill(eye, -torch.inf)
-    target = torch.cat([torch.arange(k, 2 * k), torch.arange(0, k)]).to(z.device)
+    target = torch.cat([torch.arange(k, 2 * k), torch.arange(0, k)]).to(h.device)
     return F.cross_entropy(sim.reshape(b * 2 * k, 2 * k), target.repeat(b))

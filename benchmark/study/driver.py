@@ -3,16 +3,18 @@ it from the records, and keep the manifest that lets ``--report --check`` re-ren
 committed artefact from the committed records.
 
 The manifest (``results/artefacts.json``) maps each file an invocation wrote to the options that
-wrote it; ``--check`` replays every entry into a scratch folder and compares.
+wrote it and the keys of the records it was rendered from; ``--check`` replays every entry into a
+scratch folder and compares.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,9 +56,11 @@ def _relative(p: Path) -> str:
     return str(p.resolve().relative_to(Path(os.environ.get("MMIL_BENCH_HOME", ROOT)).resolve()))
 
 
-def record_in_manifest(files: list[Path], opts: Options, datasets: list[str], models: list[str]) -> None:
-    entry = {k: v for k, v in asdict(opts).items() if k in RENDER_OPTIONS}
-    entry.update(datasets=datasets, models=models, data_root=display_path(opts.data_root), report=True)
+def record_in_manifest(files: list[Path], opts: Options, datasets: list[str], models: list[str],
+                       keys: list[str]) -> None:
+    options = {k: v for k, v in asdict(opts).items() if k in RENDER_OPTIONS}
+    options.update(datasets=datasets, models=models, data_root=display_path(opts.data_root), report=True)
+    entry = {"options": options, "records": sorted(set(keys))}
     manifest = load_manifest()
     for f in files:
         manifest[_relative(f)] = entry
@@ -133,11 +137,10 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
     if opts.all or opts.report:
         from .report_page import write_report
         uniq = list({r.key: r for r in all_records}.values())
-        written.append(write_report(uniq, commands, rendered, 0.0 if opts.report else time.perf_counter() - t0,
-                                    opts.tag))
+        written.append(write_report(uniq, commands, rendered, opts.tag))
     for p in written:
         log(f"wrote {p}")
-    record_in_manifest(written, opts, datasets, models)
+    record_in_manifest(written, opts, datasets, models, [r.key for r in all_records])
     log(f"total {time.perf_counter() - t0:.0f}s")
     return 0
 
@@ -223,13 +226,20 @@ def check(opts: Options) -> int:
             (scratch / "results" / "tuned.json").write_bytes(tuning.tuned_path().read_bytes())
         with _home(scratch):
             # tagged reports first: the default REPORT.md links them
-            for entry in sorted(groups.values(), key=lambda e: e.get("tag") == ""):
+            for entry in sorted(groups.values(), key=lambda e: e["options"].get("tag") == ""):
+                gone = [k for k in entry["records"] if not any((store.directory / f"{k}{ext}").is_file()
+                                                               for ext in (".json.gz", ".json"))]
+                if gone:
+                    problems += [f"{display_path(store.directory)}/{k}.json.gz: missing, and artefacts were "
+                                 "rendered from it" for k in gone]
+                    continue
                 names = {f.name for f in fields(Options)}
-                o = replace(Options(), **{k: v for k, v in entry.items() if k in names})
+                o = replace(Options(), **{k: v for k, v in entry["options"].items() if k in names})
                 o.data_root = (ROOT / o.data_root) if not Path(o.data_root).is_absolute() else Path(o.data_root)
                 o.quiet = True
                 try:
-                    produce(o, store)
+                    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+                        produce(o, store)
                 except MissingRecords as e:
                     problems.append(str(e))
         for rel in sorted(manifest):

@@ -79,7 +79,7 @@ def _other_reports(res: Path) -> list[str]:
     return out + [""]
 
 
-def write_report(records: list[Record], commands: list[str], rendered: list[str], wall_seconds: float,
+def write_report(records: list[Record], commands: list[str], rendered: list[str],
                  tag: str = "") -> Path:
     """``results/REPORT.md`` (``REPORT-<tag>.md`` embedding the tagged tables and figures).
 
@@ -88,8 +88,8 @@ def write_report(records: list[Record], commands: list[str], rendered: list[str]
     commands and records that did not make it."""
     res = results_dir()
     out = ["# MMIL benchmark report", "",
-           "Every number and figure here was rendered from the run records in `results/runs/` by the "
-           "committed code; the commands below reproduce them.", "", "## Commands", ""]
+       "Every number and figure here was rendered from the run records committed in `results/runs/`; "
+           "`python run_all.py --report --check` re-renders it from them, and the commands below retrain them.", "", "## Commands", ""]
     out += [f"    {c}" for c in commands] + [""]
     datasets = {r.spec.dataset: r.dataset for r in records}
     out += ["## Data", "", "| dataset | kind | users | items | train / valid / test | modalities |", "|---|---|---|---|---|---|"]
@@ -105,7 +105,8 @@ def write_report(records: list[Record], commands: list[str], rendered: list[str]
     out += ["", "## Protocol", "", PROTOCOL, "",
             f"Seeds: {', '.join(map(str, seeds))}. Hardware: {'; '.join(hardware)}. "
             f"{len(records)} runs, {total / 60:.1f} min of training and evaluation in all"
-            + (f"; this invocation took {wall_seconds / 60:.1f} min." if wall_seconds else "."),
+            # no wall time of the rendering invocation: the page must re-render byte for byte
+            + ".",
             "", "Code (the commit each run's process imported, `-dirty` with uncommitted code edits): "
             + _code_versions(records) + ".", ""]
     tuned = {(r.spec.dataset, r.spec.model): {**r.spec.config, **r.spec.train} for r in records

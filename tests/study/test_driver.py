@@ -114,3 +114,30 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in (tmp_path / "results").glob("*.*")} == before
     bad = run(["--report", "--tag", "../x"], tmp_path)
     assert bad.returncode == 2 and "--tag" in bad.stderr
+
+
+def test_report_check_and_verify(tmp_path: Path) -> None:
+    """--report --check re-renders the artefacts from the records and names what differs or is
+    missing; --verify retrains a recorded run and finds the same numbers."""
+    base = ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "lightgcn", "--epochs", "2", "--quiet"]
+    assert run(base, tmp_path).returncode == 0
+    assert run(["--report", *base[:-1]], tmp_path).returncode == 0      # REPORT.md too
+    ok = run(["--report", "--check"], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "all reproduced" in ok.stderr
+    verified = run(["--verify", "1"], tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "reproduced exactly" in verified.stdout and "1 of 1 runs reproduced exactly" in verified.stdout
+    table = tmp_path / "results" / "table2.md"
+    table.write_text(table.read_text().replace("bpr", "bpr?"))
+    stray = tmp_path / "results" / "table9.md"
+    stray.write_text("no invocation renders this\n")
+    bad = run(["--report", "--check"], tmp_path)
+    assert bad.returncode == 1
+    assert "results/table2.md: differs when re-rendered from the committed records" in bad.stderr
+    assert "results/table9.md: committed but no invocation" in bad.stderr
+    assert "results/table2.csv" not in bad.stderr
+    record = sorted((tmp_path / "results" / "runs").glob("*.json.gz"))[0]
+    record.unlink()
+    gone = run(["--report", "--check"], tmp_path)
+    assert gone.returncode == 1 and f"{record.name}: missing, and artefacts were rendered from it" in gone.stderr

@@ -133,9 +133,9 @@ def test_leakage_rule() -> None:
     seen = {}
     orig = m.encode
 
-    def spy(users, idx, mask, tables):  # type: ignore[no-untyped-def]
+    def spy(users, idx, mask, tables, **kw):  # type: ignore[no-untyped-def]
         seen.setdefault("first", (idx, mask))
-        return orig(users, idx, mask, tables)
+        return orig(users, idx, mask, tables, **kw)
 
     m.encode = spy  # type: ignore[method-assign]
     b = batch(data)
