@@ -12,8 +12,12 @@ features F^m (visual: projected by Linear(dim -> 256) first):
     L = BPR + reg_weight * ( mean(E_u^2) + mean(E_{i,j}^2) + mean((P^v)^2) )
 
 A is the bipartite training graph, both directions, no self loops; D^-1 A is its row-normalised
-sparse (CSR) form, so the mean aggregation is one sparse product per layer and no
-per-edge message tensor or dense U x I matrix is built. Regularisation is Wei et al.'s mean of
+sparse (CSR, int32 indices) form, so the mean aggregation is one sparse product per layer and no
+per-edge message tensor or dense U x I matrix is built. A training step's loss reads only the
+batch's rows of Z, so the last layer runs on those rows alone (its conv reassociated as
+(D^-1 A X_{L-1})[rows] W_L); the row normalisation of the input and the combiner's concatenation
+are fused (`unit_rows_cat`, `concat_linear`). tests/test_mmgcn.py checks loss and gradients
+against the plain every-node computation. Regularisation is Wei et al.'s mean of
 squared entries (ID rows of the batch users and of their positive and negative items, plus the
 whole *visual* preference table, as the reference code does; nothing is added when the dataset
 has no visual features).
@@ -54,6 +58,63 @@ from benchmark.model import Batch, DotProductRecommender
 from benchmark.registry import register
 
 
+class _UnitRowsCat(torch.autograd.Function):
+    """y = normalize(rows of [a ; b]) = x / max(|x|, eps) in one pass, without building the
+    concatenation first. Backward, with n = max(|x|, eps) per row:
+        dx = (g - y <g, y>) / n    where |x| > eps,      dx = g / eps  otherwise
+    (the gradient F.normalize's autograd graph gives, from two passes instead of its six)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
+        x = torch.cat([a, b])
+        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+        inv = norm.clamp_min(_EPS).reciprocal_()
+        y = x.mul_(inv)
+        ctx.save_for_backward(y, inv, norm > _EPS)
+        ctx.n_a = a.shape[0]
+        return y
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        y, inv, above = ctx.saved_tensors
+        dot = torch.linalg.vecdot(g, y, dim=1).unsqueeze(1).mul_(above)
+        dx = torch.addcmul(g, y, dot, value=-1.0).mul_(inv)
+        return dx[: ctx.n_a], dx[ctx.n_a:]
+
+
+_EPS = 1e-12  # F.normalize's default floor on the row norm
+
+
+def int32_csr(a: Tensor) -> Tensor:
+    """The same CSR matrix with int32 row pointers and columns. torch hands CSR products to MKL
+    with 32-bit indices and converts int64 ones on every call: on TikTok's graph that copy was
+    half the cost of a 64-wide product. (Belongs in `benchmark.graphs.to_torch_csr`.)"""
+    if a.crow_indices().dtype == torch.int32:
+        return a
+    return torch.sparse_csr_tensor(a.crow_indices().to(torch.int32), a.col_indices().to(torch.int32),
+                                   a.values(), a.shape, check_invariants=False)
+
+
+def int32_operator(op: SparseOperator) -> SparseOperator:
+    """`int32_csr` on a `SparseOperator`'s matrix and its stored transpose."""
+    op.a = int32_csr(op.a)
+    if not op.symmetric:
+        op.a_t = int32_csr(op.a_t)
+    return op
+
+
+def unit_rows_cat(a: Tensor, b: Tensor) -> Tensor:
+    """L2-normalised rows of [a ; b] (as ``F.normalize(torch.cat([a, b]), dim=1)``)."""
+    return _UnitRowsCat.apply(a, b)
+
+
+def concat_linear(lin: nn.Linear, h: Tensor, x: Tensor) -> Tensor:
+    """lin([h ; x]) as h W_h^T + x W_x^T + bias: two products into one output, no N x (w + d)
+    concatenation forward nor its split backward."""
+    w_h, w_x = lin.weight.split([h.shape[1], x.shape[1]], dim=1)
+    return torch.addmm(torch.addmm(lin.bias, h, w_h.t()), x, w_x.t())
+
+
 class _ModalityGCN(nn.Module):
     """The L-layer graph network of one modality (preference table, projection, layers)."""
 
@@ -73,13 +134,24 @@ class _ModalityGCN(nn.Module):
             nn.init.xavier_normal_(lin.weight)
         nn.init.xavier_normal_(self.comb[0].weight)
 
-    def forward(self, adj: SparseOperator, feats: Tensor, ids: Tensor) -> Tensor:
+    def forward(self, adj: SparseOperator, feats: Tensor, ids: Tensor, rows: Tensor | None = None) -> Tensor:
+        """X^m_L for every node, or only for the nodes ``rows`` (duplicates allowed).
+
+        With ``rows`` the last layer runs on those rows alone: its conv is reassociated as
+        (D^-1 A X_{L-1})[rows] W_L, equal to (D^-1 A (X_{L-1} W_L))[rows], so its dense
+        products, LeakyReLUs and combiner cost B rows instead of U + I; a step's loss reads
+        only its batch's rows (about 1 node in 8 on TikTok)."""
         items = self.proj(feats) if self.proj is not None else feats
-        x = F.normalize(torch.cat([self.preference, items]), dim=1)
-        for w, lin, comb in zip(self.conv, self.lin, self.comb):
-            h = F.leaky_relu(adj(x @ w))
+        x = unit_rows_cat(self.preference, items)
+        last = len(self.conv) - 1
+        for layer, (w, lin, comb) in enumerate(zip(self.conv, self.lin, self.comb)):
+            if rows is not None and layer == last:
+                h = F.leaky_relu(adj(x)[rows] @ w)
+                x, ids = x[rows], ids[rows]
+            else:
+                h = F.leaky_relu(adj(x @ w))
             x_hat = F.leaky_relu(lin(x)) + ids
-            x = F.leaky_relu(comb(torch.cat([h, x_hat], dim=1)))
+            x = F.leaky_relu(concat_linear(comb, h, x_hat))
         return x
 
 
@@ -117,23 +189,25 @@ class MMGCN(DotProductRecommender):
             self.gcn[m] = _ModalityGCN(data.n_users, x.shape[1], config.dim, latent,
                                        config.n_layers, config.frozen_id)
         # D^-1 A: the mean over each node's neighbours, as one sparse product
-        self.adj = adjacency_operator(data.train, kind="row")
+        self.adj = int32_operator(adjacency_operator(data.train, kind="row"))
 
-    def nodes(self) -> Tensor:
-        """The final (U+I) x d' node table."""
-        out = [self.gcn[m](self.adj, getattr(self, f"feat_{m}"), self.id_embedding)
+    def nodes(self, rows: Tensor | None = None) -> Tensor:
+        """The final (U+I) x d' node table, or its rows ``rows``."""
+        out = [self.gcn[m](self.adj, getattr(self, f"feat_{m}"), self.id_embedding, rows)
                for m in self.modalities]
-        return torch.stack(out).mean(0)
+        return out[0] if len(out) == 1 else torch.stack(out).mean(0)
 
     def forward(self) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         z = self.nodes()
         return z[: self.n_users], z[self.n_users:]
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        users, items = self.forward()
-        u, i, j = users[batch.users], items[batch.pos], items[batch.neg]
-        rank = losses.bpr_dot(u, i, j)
+        # only the batch's rows of the final layer: users, positives, negatives
         item_rows = self.n_users + torch.cat([batch.pos.reshape(-1), batch.neg.reshape(-1)])
+        rows = torch.cat([batch.users, item_rows])
+        sizes = [len(batch.users), batch.pos.numel(), batch.neg.numel()]
+        u, i, j = self.nodes(rows).split(sizes)
+        rank = losses.bpr_dot(u, i.view(*batch.pos.shape, -1), j.view(*batch.neg.shape, -1))
         reg = losses.mean_sq(self.id_embedding[batch.users], self.id_embedding[item_rows])
         if "v" in self.gcn:
             reg = reg + losses.mean_sq(self.gcn["v"].preference)

@@ -39,8 +39,12 @@ Decisions and deviations:
   function class is the same). TikTok (v, a): id-v fine, then acoustic at 64-d. A single
   modality m: id-m only.
 * FM draws its two masked branches with torch's RNG (the source uses numpy's global RNG).
-* Propagation uses `benchmark.graphs.symmetric_spmm`: A_hat is symmetric, so its backward is A_hat @ grad; the
-  same numbers, and the epoch on TikTok went from 29 s to 18 s on one CPU thread.
+* Propagation: the layer mean as one operator (`benchmark.graphs.propagate`, fused sparse
+  multiply-adds; A_hat is symmetric, so its backward is A_hat @ grad); the fd task's dropout after
+  every layer keeps the layer loop with `benchmark.graphs.symmetric_spmm`. The CSR indices are
+  int32 (`baselines.mmgcn.int32_csr`). The in-batch cross-entropies (main InfoNCE, FAC, fd / fm)
+  go through one fused operator, `in_batch_ce`. Same maths as the plain layer loop and
+  ``F.cross_entropy``: tests/test_slmrec.py checks the loss and every gradient against it.
 """
 from __future__ import annotations
 
@@ -50,13 +54,69 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark import losses
 from benchmark.data import Dataset
-from benchmark.graphs import normalised_adjacency, symmetric_spmm
+from benchmark.graphs import SparseOperator, normalised_adjacency, propagate, symmetric_spmm
 from benchmark.model import Batch, DotProductRecommender, id_embeddings
 from benchmark.registry import register
 
 from ._modal_branches import modal_projections
+from .mmgcn import int32_csr
+
+
+class _InBatchCE(torch.autograd.Function):
+    """L = mean_i [ lse_i - S_ii ],  S = (a / t) b^T,  lse_i = log(sum_j exp S_ij + sum_k exp E_ik)
+
+    which is ``F.cross_entropy(cat([a b^T, t E], 1) / t, arange(n))`` with optional extra logits
+    E (already divided by t; MMGCL's hard negatives). With P = exp(S - lse), Q = exp(E - lse):
+        dL/da = (P b - b) / (n t),   dL/db = (P^T (a / t) - a / t) / n,   dL/dE = Q / n
+    The n x n block is written once (the product), turned into P by torch's softmax kernel
+    (``torch.exp`` on far-negative logits is ten times slower) and read by the two backward
+    products: no temperature division, NLL scatter or log-softmax backward over n x n. The
+    softmax gives the log-sum-exp too: with m_i = max_j S_ij at j*, lse_i = m_i - log P_ij*
+    (P_ij* >= 1/n never underflows)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, temperature: float, extra: Tensor | None) -> Tensor:  # type: ignore[override]
+        a_t = a / temperature
+        s = a_t @ b.T
+        m, arg = s.max(1, keepdim=True)
+        p = torch.softmax(s, 1)
+        del s
+        lse = m - p.gather(1, arg).log()
+        q = None
+        if extra is not None:
+            lse_all = torch.logaddexp(lse, torch.logsumexp(extra, 1, keepdim=True))
+            p.mul_((lse - lse_all).exp())
+            q = (extra - lse_all).exp()
+            lse = lse_all
+        loss = (lse.squeeze(1) - torch.linalg.vecdot(a_t, b)).mean()
+        ctx.save_for_backward(p, a_t, b, q)
+        ctx.temperature = temperature
+        return loss
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, Tensor | None]:  # type: ignore[override]
+        p, a_t, b, q = ctx.saved_tensors
+        c = g / p.shape[0]
+        da = db = de = None
+        if ctx.needs_input_grad[0]:
+            da = (p @ b).sub_(b).mul_(c / ctx.temperature)
+        if ctx.needs_input_grad[1]:
+            db = (p.T @ a_t).sub_(a_t).mul_(c)
+        if q is not None and ctx.needs_input_grad[3]:
+            de = q * c
+        return da, db, None, de
+
+
+def in_batch_ce(a: Tensor, b: Tensor, temperature: float, extra: Tensor | None = None) -> Tensor:
+    """``F.cross_entropy(a @ b.T / temperature, arange(n))`` (with ``extra`` logits appended as
+    further columns, already divided by the temperature), one fused operator."""
+    return _InBatchCE.apply(a, b, temperature, extra)
+
+
+def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
+    """`benchmark.losses.info_nce` (in-batch InfoNCE of L2-normalised rows) through `in_batch_ce`."""
+    return in_batch_ce(F.normalize(a, dim=-1), F.normalize(b, dim=-1), temperature)
 
 # the source's fine-to-coarse order of the modalities in the FAC chain
 FAC_ORDER = ("v", "a", "t")
@@ -93,7 +153,7 @@ class SLMRec(DotProductRecommender):
         self.fuse_item = nn.Linear(n_branches * d, d)
         nn.init.xavier_uniform_(self.fuse_user.weight)
         nn.init.xavier_uniform_(self.fuse_item.weight)
-        self.register_buffer("adj", normalised_adjacency(data.train), persistent=False)
+        self.adj = SparseOperator(int32_csr(normalised_adjacency(data.train)), symmetric=True)
 
         # FAC heads: the anchor chain (id side) and the target head of each modality step
         self.fac_steps = [m for m in FAC_ORDER if m in self.modalities]
@@ -114,13 +174,14 @@ class SLMRec(DotProductRecommender):
 
     def propagate(self, items: Tensor, dropout: float = 0.0) -> tuple[Tensor, Tensor]:
         h = torch.cat([self.user.weight, items])
-        out = h
-        for _ in range(self.config.n_layers):
-            h = symmetric_spmm(self.adj, h)
-            if dropout > 0:
-                h = F.dropout(h, dropout, self.training)
-            out = out + h
-        out = out / (self.config.n_layers + 1)
+        if dropout > 0 and self.training:
+            out = h
+            for _ in range(self.config.n_layers):
+                h = F.dropout(symmetric_spmm(self.adj.a, h), dropout, True)
+                out = out + h
+            out = out / (self.config.n_layers + 1)
+        else:  # the layer mean as one operator (fused multiply-adds, no per-layer tensors kept)
+            out = propagate(self.adj, h, self.config.n_layers)
         return out[: self.n_users], out[self.n_users:]
 
     def branches(self, dropout: float = 0.0, masked: int | None = None) -> list[tuple[Tensor, Tensor]]:
@@ -140,26 +201,25 @@ class SLMRec(DotProductRecommender):
     # ----- losses -----------------------------------------------------------------------
     def fac(self, branches: list[tuple[Tensor, Tensor]], items: Tensor) -> Tensor:
         t = self.config.ssl_temp
-        labels = torch.arange(len(items), device=items.device)
         anchor = branches[0][1][items]
         total = anchor.new_zeros(())
         for m in self.fac_steps:
             anchor = self.fac_anchor[m](anchor)
             target = self.fac_target[m](branches[1 + self.modalities.index(m)][1][items])
-            total = total + F.cross_entropy(anchor @ target.T / t, labels)
+            total = total + in_batch_ce(anchor, target, t)
         return total
 
     def two_views(self, users: Tensor, items: Tensor, view_a: dict, view_b: dict) -> Tensor:
         t = self.config.ssl_temp
         ua, ia = self.fuse(self.branches(**view_a))
         ub, ib = self.fuse(self.branches(**view_b))
-        return losses.info_nce(ua[users], ub[users], t) + losses.info_nce(ia[items], ib[items], t)
+        return info_nce(ua[users], ub[users], t) + info_nce(ia[items], ib[items], t)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         branches = self.branches()
         users, items = self.fuse(branches)
-        main = losses.info_nce(users[batch.users], items[batch.pos], cfg.temp)
+        main = info_nce(users[batch.users], items[batch.pos], cfg.temp)
         if cfg.ssl_task == "fac":
             ssl = self.fac(branches, batch.pos)
         elif cfg.ssl_task == "fd":

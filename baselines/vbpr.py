@@ -45,7 +45,6 @@ class VBPR(Recommender):
         nn.init.xavier_uniform_(self.user.weight)
         nn.init.xavier_uniform_(self.item.weight)
         nn.init.xavier_normal_(self.proj.weight)
-        self._items: Tensor | None = None
 
     def item_vectors(self) -> Tensor:
         return torch.cat([self.item.weight, self.proj(self.feats)], dim=1)
@@ -57,12 +56,11 @@ class VBPR(Recommender):
         reg = self.config.reg_weight * losses.emb_loss(u, i, j)
         return {"loss": rank + reg, "bpr": rank, "reg": reg}
 
-    def prepare_scoring(self) -> None:
-        self._items = self.item_vectors()
+    def scoring_state(self) -> Tensor:
+        return self.item_vectors()
 
     def score(self, users: Tensor) -> Tensor:
-        items = self._items if self._items is not None else self.item_vectors()
-        return self.user(users) @ items.T
+        return self.user(users) @ self.cached_scoring_state().T
 
     def describe(self) -> dict[str, object]:
         return {"modalities": list(self.modalities)}

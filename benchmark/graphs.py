@@ -67,7 +67,7 @@ def normalised_adjacency(train: sp.csr_matrix, kind: str = "sym", self_loops: bo
 def fp32(x: Tensor) -> Tensor:
     """``x`` in float32: CPU sparse products have no bfloat16 kernel, so under ``--precision bf16``
     the sparse steps run in float32 (the dense ones around them in bfloat16)."""
-    return x if x.dtype == torch.float32 else x.float()
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
 
 
 def _csr_mm(a: Tensor, x: Tensor) -> Tensor:

@@ -37,6 +37,12 @@ class Recommender(nn.Module):
     Subclasses set ``Config`` (a dataclass), optionally ``train_defaults`` (overrides of
     `benchmark.config.TrainConfig` that reproduce the model's source, e.g. its learning rate)
     and ``requires_features``; they implement `loss` and `score`.
+
+    The score cache lives here, one for every model: a model whose scores need work that does
+    not depend on the users (propagated tables, projected item vectors) returns it from
+    `scoring_state`; the evaluator's `prepare_scoring` computes it once per evaluation, `score`
+    reads it with `cached_scoring_state`, and `train()` drops it, since it goes stale with the
+    first optimiser step.
     """
 
     name: ClassVar[str] = ""
@@ -61,8 +67,23 @@ class Recommender(nn.Module):
         """Scores of every item for ``users``: (len(users), n_items); higher ranks first."""
         raise NotImplementedError
 
+    _score_cache: Any = None
+
+    def scoring_state(self) -> Any:
+        """The user-independent part of scoring (None: nothing worth caching)."""
+        return None
+
     def prepare_scoring(self) -> None:
         """Called once, under ``no_grad`` in eval mode, before a round of `score` calls."""
+        self._score_cache = self.scoring_state()
+
+    def cached_scoring_state(self) -> Any:
+        """`scoring_state` as prepared for this evaluation; computed afresh outside one."""
+        return self._score_cache if self._score_cache is not None else self.scoring_state()
+
+    def train(self, mode: bool = True) -> "Recommender":
+        self._score_cache = None
+        return super().train(mode)
 
     def start_epoch(self, epoch: int) -> None:
         """Called at the start of every training epoch (graph refresh, re-clustering...)."""
@@ -78,18 +99,17 @@ class Recommender(nn.Module):
 
 class DotProductRecommender(Recommender):
     """A model that scores by <user vector, item vector>, both from one full ``forward()`` pass
-    returning (user table, item table); `prepare_scoring` runs that pass once per evaluation."""
+    whose first two outputs are (user table, item table); that pass is the scoring state."""
 
-    _scoring_cache: tuple[Tensor, Tensor] | None = None
-
-    def forward(self) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    def forward(self) -> tuple[Tensor, ...]:  # type: ignore[override]
         raise NotImplementedError
 
-    def prepare_scoring(self) -> None:
-        self._scoring_cache = self.forward()
+    def scoring_state(self) -> tuple[Tensor, Tensor]:
+        u, i = self.forward()[:2]
+        return u, i
 
     def score(self, users: Tensor) -> Tensor:
-        u, i = self._scoring_cache if self._scoring_cache is not None else self.forward()
+        u, i = self.cached_scoring_state()
         return u[users] @ i.T
 
 

@@ -70,7 +70,6 @@ class MMIL(Recommender):
                                             for m in attended})
             if config.modal_aware and config.modality_weights == "transformer" and len(attended) > 1:
                 self.weights = ModalityWeights(len(attended), d, config.dropout, config.r_temp)
-        self._scoring: dict[str, Tensor] | None = None
         if config.use_intents and config.proto_init == "kmeans":
             self._init_prototypes()
 
@@ -201,10 +200,10 @@ class MMIL(Recommender):
         return multi_intent_infonce(h1, h2, self.config.tau)
 
     # ----- scoring -----------------------------------------------------------------------
-    def prepare_scoring(self) -> None:
+    def scoring_state(self) -> dict[str, Any]:
         all_items = torch.arange(self.n_items, device=self.device)
         tables = self.item_tables(all_items)
-        self._scoring = {"tables": tables, "q_items": self.item_vectors(tables["emb"])}  # type: ignore[dict-item]
+        return {"tables": tables, "q_items": self.item_vectors(tables["emb"])}
 
     def user_vectors(self, users: Tensor, tables: dict[str, Any]) -> Tensor:
         hist = self.hist[users]
@@ -212,17 +211,10 @@ class MMIL(Recommender):
         return self.encode(users, hist.clamp_max(self.n_items - 1), mask, tables, with_h=False)["q"]
 
     def score(self, users: Tensor) -> Tensor:
-        if self._scoring is None or self.training:
-            self.prepare_scoring()
-        assert self._scoring is not None
-        q_items = self._scoring["q_items"]
-        out = [self.user_vectors(users[s:s + SCORE_CHUNK], self._scoring["tables"]) @ q_items.T  # type: ignore[arg-type]
+        state = self.cached_scoring_state()
+        out = [self.user_vectors(users[s:s + SCORE_CHUNK], state["tables"]) @ state["q_items"].T
                for s in range(0, len(users), SCORE_CHUNK)]
         return torch.cat(out)
-
-    def train(self, mode: bool = True) -> MMIL:
-        self._scoring = None  # cached item tables go stale as soon as training resumes
-        return super().train(mode)
 
     # ----- diagnostics -------------------------------------------------------------------
     @torch.no_grad()
