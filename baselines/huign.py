@@ -59,7 +59,7 @@ from torch import Tensor, nn
 from benchmark import losses
 from benchmark.data import Dataset
 from benchmark.graphs import array_key, cached
-from benchmark.model import Batch, Recommender
+from benchmark.model import Batch, DotProductRecommender
 from benchmark.registry import register
 
 
@@ -154,7 +154,7 @@ class IntentHierarchy(nn.Module):
 
 
 @register("huign")
-class HUIGN(Recommender):
+class HUIGN(DotProductRecommender):
     requires_features = True
     train_defaults = {"lr": 5e-4, "batch_size": 1024}
     # the source publishes no search; its README's two settings of the coefficient
@@ -188,7 +188,6 @@ class HUIGN(Recommender):
         self.intent_dim = sum(self.levels) * len(self.modalities)
         self.id_embedding = nn.Parameter(nn.init.xavier_normal_(torch.empty(data.n_users + data.n_items, d)))
         self.preference = nn.Parameter(nn.init.xavier_normal_(torch.empty(data.n_users, self.intent_dim)))
-        self._cache: tuple[Tensor, Tensor] | None = None
 
     def intents(self) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
         """Item intent vectors (concatenated over modalities), all assignments, the two losses."""
@@ -208,7 +207,6 @@ class HUIGN(Recommender):
         return users, items, entropy, independence
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        self._cache = None
         users, items, entropy, independence = self.forward()
         rank = losses.bpr_dot(users[batch.users], items[batch.pos], items[batch.neg])
         ids = self.id_embedding
@@ -218,16 +216,6 @@ class HUIGN(Recommender):
         reg = self.config.reg_weight * (emb + entropy + independence)
         return {"loss": rank + reg, "bpr": rank, "reg_emb": emb, "entropy": entropy,
                 "independence": independence}
-
-    def prepare_scoring(self) -> None:
-        u, i, _, _ = self.forward()
-        self._cache = (u, i)
-
-    def score(self, users: Tensor) -> Tensor:
-        if self._cache is None:
-            self.prepare_scoring()
-        u, i = self._cache  # type: ignore[misc]
-        return u[users] @ i.T
 
     def describe(self) -> dict[str, object]:
         return {"modalities": list(self.modalities), "levels": list(self.levels),
