@@ -1,14 +1,20 @@
-"""Name -> model class. Models register themselves; nothing here knows one by name."""
+"""Name -> model class. Models register themselves; nothing here knows one by name.
+
+The packages whose import registers models are found through the ``mmil_bench.models`` entry
+point group (this project's ``pyproject.toml`` declares ``baselines`` and ``mmil``); a package of
+one's own joins by declaring its own entry point, or by calling `add_model_package`.
+"""
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 from typing import Callable, TypeVar
 
 from .model import Recommender
 
 _MODELS: dict[str, type[Recommender]] = {}
-# packages whose import registers their models
-MODEL_PACKAGES = ("baselines", "mmil")
+ENTRY_POINT_GROUP = "mmil_bench.models"
+_EXTRA_PACKAGES: list[str] = []
 
 M = TypeVar("M", bound=type[Recommender])
 
@@ -28,13 +34,20 @@ def register(name: str) -> Callable[[M], M]:
     return deco
 
 
+def add_model_package(name: str) -> None:
+    """Register the models of package ``name`` (imported on the next lookup)."""
+    if name not in _EXTRA_PACKAGES:
+        _EXTRA_PACKAGES.append(name)
+
+
+def model_packages() -> list[str]:
+    declared = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    return list(dict.fromkeys(declared + _EXTRA_PACKAGES))
+
+
 def _import_all() -> None:
-    for pkg in MODEL_PACKAGES:
-        try:
-            importlib.import_module(pkg)
-        except ModuleNotFoundError as e:
-            if e.name != pkg:
-                raise
+    for pkg in model_packages():
+        importlib.import_module(pkg)
 
 
 def get_model(name: str) -> type[Recommender]:

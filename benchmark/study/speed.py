@@ -1,4 +1,4 @@
-"""Timing benchmark (a script, not a test): ``python -m benchmark.speed [--data-root DIR]``.
+"""Timing benchmark (a script, not a test): ``python -m benchmark.study.speed [--data-root DIR]``.
 
 Prints, on the Baby split (or a synthetic preset when the real data is absent):
 
@@ -26,15 +26,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import TrainConfig, build_config
-from .data import load_dataset
-from .evaluator import evaluate
-from .graphs import adjacency_operator, normalised_adjacency, propagate
-from .paths import ROOT
-from .registry import get_model
-from .model import Batch
-from .sampling import epoch_pairs, interaction_keys, sample_negatives
-from .trainer import make_optimizer, peak_memory_mb, run_epoch, seed_everything, train
+from ..config import TrainConfig, build_config
+from ..data import load_dataset
+from ..evaluator import evaluate
+from ..graphs import adjacency_operator, normalised_adjacency, propagate
+from ..paths import ROOT
+from ..registry import get_model
+from ..model import Batch
+from ..sampling import epoch_pairs, interaction_keys, sample_negatives
+from ..trainer import make_optimizer, peak_memory_mb, run_epoch, seed_everything, train
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -183,7 +183,7 @@ def child_peak_memory(model: str, dataset: str, root: Path | None, epochs: int) 
 
 
 def measure_in_child(model: str, dataset: str, data_root: Path, epochs: int) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "benchmark.speed", "--data-root", str(data_root), "--child", model, dataset,
+    cmd = [sys.executable, "-m", "benchmark.study.speed", "--data-root", str(data_root), "--child", model, dataset,
            str(epochs)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
