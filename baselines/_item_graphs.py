@@ -45,7 +45,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.data import Dataset
-from benchmark.graphs import (SparseOperator, adjacency_operator, array_key, cached, knn_graph,
+from benchmark.graphs import (SparseOperator, adjacency_operator, array_key, cached, knn_graph, sparse_forward,
+                              sparse_mm,
                               sym_normalise_sparse)
 from benchmark.model import DotProductRecommender
 
@@ -86,7 +87,7 @@ def spmm(a: "SparseOperator | Tensor", x: Tensor) -> Tensor:
         return a(x)
     if a.requires_grad and torch.is_grad_enabled():
         return ValueSpmm.apply(a.indices(), a.values(), x, a.shape)
-    return torch.sparse.mm(a, x)
+    return sparse_mm(a, x)
 
 
 class ValueSpmm(torch.autograd.Function):
@@ -102,6 +103,7 @@ class ValueSpmm(torch.autograd.Function):
     EDGE_BLOCK = 1 << 16  # edges per gathered (block x d) pair in the value gradient
 
     @staticmethod
+    @sparse_forward
     def forward(ctx, indices: Tensor, values: Tensor, x: Tensor, shape: torch.Size) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(indices, values, x)
         ctx.shape = shape

@@ -30,6 +30,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from benchmark.graphs import sparse_forward
+
 # torch calls its CSR support beta; mm and sampled_addmm are the stable operations
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -62,6 +64,7 @@ class _SDDMM(torch.autograd.Function):
     """out_k = <a_{r_k}, b_{c_k}> on the pattern ``side``; ``side_t``/``perm`` is its transpose."""
 
     @staticmethod
+    @sparse_forward
     def forward(ctx, a: Tensor, b: Tensor, side: _Side, side_t: _Side,  # type: ignore[override]
                 perm: Tensor) -> Tensor:
         ctx.side, ctx.side_t, ctx.perm = side, side_t, perm
@@ -81,6 +84,7 @@ class _SpMM(torch.autograd.Function):
     ``side_t``/``perm`` is its transpose. dL/dbase = G."""
 
     @staticmethod
+    @sparse_forward
     def forward(ctx, v: Tensor, x: Tensor, base: Tensor | None, side: _Side,  # type: ignore[override]
                 side_t: _Side, perm: Tensor) -> Tensor:
         ctx.side, ctx.side_t, ctx.perm = side, side_t, perm
@@ -102,6 +106,7 @@ class _PowerSum(torch.autograd.Function):
     Autograd over the K products also works; this saves its intermediate sums and copies."""
 
     @staticmethod
+    @sparse_forward
     def forward(ctx, v: Tensor, x: Tensor, k: int, side: _Side, side_t: _Side,  # type: ignore[override]
                 perm: Tensor) -> Tensor:
         xs = [x]
@@ -135,6 +140,7 @@ class _Attend(torch.autograd.Function):
     Autograd over the same pieces also works; this saves its scalar chain and two additions."""
 
     @staticmethod
+    @sparse_forward
     def forward(ctx, a: Tensor, x: Tensor, side: _Side, side_t: _Side,  # type: ignore[override]
                 perm: Tensor, row: Tensor) -> Tensor:
         b = _group_softmax(_sampled(side, a, x), row, side[2])

@@ -58,7 +58,7 @@ from torch import Tensor, nn
 
 from benchmark import losses
 from benchmark.data import Dataset
-from benchmark.graphs import array_key, cached
+from benchmark.graphs import array_key, cached, sparse_mm
 from benchmark.model import Batch, DotProductRecommender
 from benchmark.registry import register
 
@@ -137,7 +137,7 @@ class IntentHierarchy(nn.Module):
             for _ in range(2):
                 h = x @ theta
                 if a is None:
-                    x = torch.sparse.mm(adj, h) / deg
+                    x = sparse_mm(adj, h) / deg
                 else:
                     x = (a @ h) / a.sum(1, keepdim=True).clamp_min(1.0)
             x = F.leaky_relu(x, self.negative_slope)
@@ -146,7 +146,7 @@ class IntentHierarchy(nn.Module):
             entropy = entropy + -(s * torch.log(s + 1e-15)).sum(1).mean()
             eye = torch.eye(k, device=w.device, dtype=w.dtype)
             independence = independence + torch.linalg.matrix_norm(w.T @ w - eye) / (k * k)
-            a = s.T @ (torch.sparse.mm(adj, s) if a is None else a @ s)
+            a = s.T @ (sparse_mm(adj, s) if a is None else a @ s)
             chain = s if chain is None else chain @ s
             intents.append(chain)
             x = w.T

@@ -11,10 +11,11 @@ the variants and prints the figures.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,6 +69,28 @@ def fp32(x: Tensor) -> Tensor:
     """``x`` in float32: CPU sparse products have no bfloat16 kernel, so under ``--precision bf16``
     the sparse steps run in float32 (the dense ones around them in bfloat16)."""
     return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def sparse_forward(forward: F) -> F:
+    """For the ``forward`` of a sparse autograd Function: floating inputs in float32 and autocast
+    off inside (see `fp32`); autograd casts the gradients back to the inputs' dtypes."""
+    @functools.wraps(forward)
+    def wrapper(ctx: Any, *args: Any) -> Any:
+        args = tuple(fp32(a) if isinstance(a, Tensor) and a.is_floating_point() else a for a in args)
+        device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        with torch.autocast(device, enabled=False):
+            return forward(ctx, *args)
+    return wrapper  # type: ignore[return-value]
+
+
+def sparse_mm(a: Tensor, x: Tensor) -> Tensor:
+    """``torch.sparse.mm(a, x)`` in float32 whatever autocast says (see `fp32`)."""
+    x = fp32(x)
+    with torch.autocast(x.device.type, enabled=False):
+        return torch.sparse.mm(a, x)
 
 
 def _csr_mm(a: Tensor, x: Tensor) -> Tensor:
