@@ -1,10 +1,10 @@
 """``results/REPORT.md``: one page embedding the tables and figures, with data, protocol, seeds,
 hardware, time, and a provenance line per model, all taken from the run records."""
+
 from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
 
 from ..atomic import write_text_atomic
 from ..paths import ROOT, figures_dir, results_dir, tagged
@@ -47,8 +47,10 @@ def _provenance(records: list[Record]) -> list[str]:
         except (ValueError, TypeError, KeyError):
             src = Path("?")
         theirs = paper.paper_value(paper.TABLE2, dataset, model, "recall@20")
-        lines.append(f"| {model} | {dataset} | {sum(vals) / len(vals):.4f} | "
-                     f"{'n/a' if theirs is None else f'{theirs:.4f}'} | see the docstring of `{src}` |")
+        lines.append(
+            f"| {model} | {dataset} | {sum(vals) / len(vals):.4f} | "
+            f"{'n/a' if theirs is None else f'{theirs:.4f}'} | see the docstring of `{src}` |"
+        )
     return lines
 
 
@@ -71,46 +73,78 @@ def _other_reports(res: Path) -> list[str]:
     others = sorted(res.glob("REPORT-*.md"))
     if not others:
         return []
-    out = ["## Other reports", "", "Rendered with `--tag`, from their own records (real data or another "
-           "protocol); each names its data, seeds and time.", ""]
+    out = [
+        "## Other reports",
+        "",
+        "Rendered with `--tag`, from their own records (real data or another "
+        "protocol); each names its data, seeds and time.",
+        "",
+    ]
     for p in others:
         out.append(f"- [{p.name}]({p.name}):")
         out += [f"  `{c}`" for c in _commands_of(p.read_text())]
     return out + [""]
 
 
-def write_report(records: list[Record], commands: list[str], rendered: list[str],
-                 tag: str = "") -> Path:
+def write_report(records: list[Record], commands: list[str], rendered: list[str], tag: str = "") -> Path:
     """``results/REPORT.md`` (``REPORT-<tag>.md`` embedding the tagged tables and figures).
 
     Only the artefacts in ``rendered`` (names like "Table 3", rendered from ``records`` by this
     invocation) are embedded: a file left on disk by another protocol must not appear beside
     commands and records that did not make it."""
     res = results_dir()
-    out = ["# MMIL benchmark report", "",
-       "Every number and figure here was rendered from the run records committed in `results/runs/`; "
-           "`python run_all.py --report --check` re-renders it from them, and the commands below retrain them.", "", "## Commands", ""]
+    out = [
+        "# MMIL benchmark report",
+        "",
+        "Every number and figure here was rendered from the run records committed in `results/runs/`; "
+        "`python run_all.py --report --check` re-renders it from them, and the commands below retrain them.",
+        "",
+        "## Commands",
+        "",
+    ]
     out += [f"    {c}" for c in commands] + [""]
     datasets = {r.spec.dataset: r.dataset for r in records}
-    out += ["## Data", "", "| dataset | kind | users | items | train / valid / test | modalities |", "|---|---|---|---|---|---|"]
+    out += [
+        "## Data",
+        "",
+        "| dataset | kind | users | items | train / valid / test | modalities |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, d in datasets.items():
-        kind = "synthetic (embedded generator)" if d.synthetic else (
-            "real, interaction-only" if d.modalities == "none" else "real")
-        out.append(f"| {name} | {kind} | {d.users} | {d.items} | {d.train} / {d.valid} / {d.test} "
-                   f"| {d.modalities} |")
+        kind = (
+            "synthetic (embedded generator)"
+            if d.synthetic
+            else ("real, interaction-only" if d.modalities == "none" else "real")
+        )
+        out.append(f"| {name} | {kind} | {d.users} | {d.items} | {d.train} / {d.valid} / {d.test} | {d.modalities} |")
     seeds = sorted({r.spec.seed for r in records})
-    hardware = sorted({f"{r.hardware} ({r.device}, {r.torch_threads} torch thread{'s' if r.torch_threads > 1 else ''})"
-                       for r in records})
+    hardware = sorted(
+        {
+            f"{r.hardware} ({r.device}, {r.torch_threads} torch thread{'s' if r.torch_threads > 1 else ''})"
+            for r in records
+        }
+    )
     total = sum(r.total_seconds for r in records)
-    out += ["", "## Protocol", "", PROTOCOL, "",
-            f"Seeds: {', '.join(map(str, seeds))}. Hardware: {'; '.join(hardware)}. "
-            f"{len(records)} runs, {total / 60:.1f} min of training and evaluation in all"
-            # no wall time of the rendering invocation: the page must re-render byte for byte
-            + ".",
-            "", "Code (the commit each run's process imported, `-dirty` with uncommitted code edits): "
-            + _code_versions(records) + ".", ""]
-    tuned = {(r.spec.dataset, r.spec.model): {**r.spec.config, **r.spec.train} for r in records
-             if (r.spec.config or r.spec.train) and r.spec.model != FOCUS}
+    out += [
+        "",
+        "## Protocol",
+        "",
+        PROTOCOL,
+        "",
+        f"Seeds: {', '.join(map(str, seeds))}. Hardware: {'; '.join(hardware)}. "
+        f"{len(records)} runs, {total / 60:.1f} min of training and evaluation in all" + ".",
+        # no wall time of the rendering invocation: the page must re-render byte for byte
+        "",
+        "Code (the commit each run's process imported, `-dirty` with uncommitted code edits): "
+        + _code_versions(records)
+        + ".",
+        "",
+    ]
+    tuned = {
+        (r.spec.dataset, r.spec.model): {**r.spec.config, **r.spec.train}
+        for r in records
+        if (r.spec.config or r.spec.train) and r.spec.model != FOCUS
+    }
     if tuned:
         out += ["Configurations chosen on validation (`--tune`):", ""]
         out += [f"- {d} / {m}: `{c}`" for (d, m), c in sorted(tuned.items())] + [""]
@@ -118,15 +152,22 @@ def write_report(records: list[Record], commands: list[str], rendered: list[str]
         p = res / f"{tagged(stem, tag)}.md"
         if title in rendered and p.is_file():
             out += [f"## {title}", "", _strip_title(p.read_text()), ""]
-            if title == "Table 2" and (missing := [m for m in TABLE2_MODELS
-                                                    if m not in {r.spec.model for r in records}]):
+            if title == "Table 2" and (
+                missing := [m for m in TABLE2_MODELS if m not in {r.spec.model for r in records}]
+            ):
                 out += [f"Not run for this report: {', '.join(missing)} (see the README for why).", ""]
     for fig in (2, 3, 4):
         png = figures_dir() / f"{tagged(f'figure{fig}', tag)}.png"
         if f"Figure {fig}" in rendered and png.is_file():
             out += [f"## Figure {fig}", "", f"![Figure {fig}](../figures/{png.name})", ""]
-    out += ["## Provenance", "", "The paper's numbers that are known are in `benchmark/paper.py` with "
-            "their source; `n/a` means the paper's table was not available to us.", ""]
+    out += [
+        "## Provenance",
+        "",
+        "The published numbers (the MMIL paper's Tables 1-3, and the published references on the "
+        "TikTok split) are in `benchmark/study/paper.py` with their sources, misprints kept as printed "
+        "and flagged ⚠; `n/a` means no published value for that cell (synthetic data has none).",
+        "",
+    ]
     out += _provenance([r for r in records if r.spec.model != FOCUS or not r.spec.config])
     if not tag:
         out += _other_reports(res)

@@ -1,11 +1,14 @@
 """Render artefacts from run records only: tables as Markdown, CSV and LaTeX.
 
 A table frame (see `benchmark.study.experiments`) has one row per (dataset, row) with the mean of each
-metric over seeds, ``<metric>_std`` with more than one seed, and ``paper_<metric>`` where the
-paper's value is known. Cells read "mean ± std"; the paper's value stands beside ours with our
-relative difference; the best of each column is bold; an "Improvement" row gives the focus row
-(MMIL) over the best other row, with paired p-values when several seeds ran.
+metric over seeds, ``<metric>_std`` with more than one seed, ``paper_<metric>`` where the
+paper's value is known and ``paper_<metric>_flag`` where that value is a misprint kept as printed
+(`benchmark.study.paper.flagged`). Cells read "mean ± std"; the paper's value stands beside ours
+with our relative difference, marked ⚠ (LaTeX: a dagger) when flagged; the best of each column is
+bold; an "Improvement" row gives the focus row (MMIL) over the best other row, with paired
+p-values when several seeds ran.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,10 +32,22 @@ def cell(mean: float, std: float | None) -> str:
     return f"{mean:.4f}" if _missing(std) else f"{mean:.4f} ± {std:.4f}"
 
 
-def paper_cell(ours: float, theirs: float | None) -> str:
+FLAG = "⚠"  # a paper value kept as printed although it is a misprint (`paper.flagged`)
+FLAG_NOTE = f"{FLAG} misprinted in the source, kept as printed (see `benchmark/study/paper.py`)."
+
+
+def _flag(r: Any, metric: str) -> str | None:
+    """The flag note of a frame row's paper value (column ``paper_<metric>_flag``), if any."""
+    f = r.get(f"paper_{metric}_flag")
+    return None if _missing(f) or not f else str(f)
+
+
+def paper_cell(ours: float, theirs: float | None, flag: str | None = None) -> str:
+    """The paper's value and ours relative to it; ``flag`` (a misprint's note) adds a ⚠ mark."""
     if _missing(theirs):
         return "n/a"
-    return f"{theirs:.4f} ({(ours - theirs) / theirs:+.1%})"
+    mark = f" {FLAG}" if flag else ""
+    return f"{theirs:.4f}{mark} ({(ours - theirs) / theirs:+.1%})"
 
 
 def improvement(part: pd.DataFrame, row_key: str, focus: str, metric: str) -> tuple[str, float] | None:
@@ -45,8 +60,14 @@ def improvement(part: pd.DataFrame, row_key: str, focus: str, metric: str) -> tu
     return str(best[row_key]), (float(mine[metric].iloc[0]) - best[metric]) / best[metric]
 
 
-def _rows(part: pd.DataFrame, row_key: str, metrics: tuple[str, ...], focus: str | None,
-          pvalues: dict[str, dict[str, float]] | None, bold: tuple[str, str]) -> tuple[list[str], list[list[str]]]:
+def _rows(
+    part: pd.DataFrame,
+    row_key: str,
+    metrics: tuple[str, ...],
+    focus: str | None,
+    pvalues: dict[str, dict[str, float]] | None,
+    bold: tuple[str, str],
+) -> tuple[list[str], list[list[str]]]:
     """Header and body cells of one dataset's table (shared by Markdown and LaTeX)."""
     b0, b1 = bold
     head = [row_key, "seeds"] + list(metrics) + [f"paper {m} (ours vs paper)" for m in metrics] + ["s/epoch"]
@@ -57,7 +78,7 @@ def _rows(part: pd.DataFrame, row_key: str, metrics: tuple[str, ...], focus: str
         for m in metrics:
             c = cell(r[m], r.get(f"{m}_std"))
             cells.append(f"{b0}{c}{b1}" if r[m] == best[m] else c)
-        cells += [paper_cell(r[m], r.get(f"paper_{m}")) for m in metrics]
+        cells += [paper_cell(r[m], r.get(f"paper_{m}"), _flag(r, m)) for m in metrics]
         cells.append(f"{r['seconds_per_epoch']:.2f}")
         body.append(cells)
     if focus is not None:
@@ -66,28 +87,43 @@ def _rows(part: pd.DataFrame, row_key: str, metrics: tuple[str, ...], focus: str
             cells = ["Improvement", ""] + [f"{g[1]:+.2%} vs {g[0]}" for g in gains if g] + [""] * len(metrics) + [""]
             body.append(cells)
         if pvalues:
-            cells = ["p-value (users / seeds)", ""] + [
-                f"{_p(pvalues[m]['p_users'])} / {_p(pvalues[m]['p_seeds'])}" if m in pvalues else ""
-                for m in metrics] + [""] * len(metrics) + [""]
+            cells = (
+                ["p-value (users / seeds)", ""]
+                + [
+                    f"{_p(pvalues[m]['p_users'])} / {_p(pvalues[m]['p_seeds'])}" if m in pvalues else ""
+                    for m in metrics
+                ]
+                + [""] * len(metrics)
+                + [""]
+            )
             body.append(cells)
     return head, body
 
 
-def markdown_table(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], title: str,
-                   focus: str | None = None, pvalues: dict[str, dict[str, dict[str, float]]] | None = None,
-                   notes: list[str] | None = None) -> str:
+def markdown_table(
+    df: pd.DataFrame,
+    row_key: str,
+    metrics: tuple[str, ...],
+    title: str,
+    focus: str | None = None,
+    pvalues: dict[str, dict[str, dict[str, float]]] | None = None,
+    notes: list[str] | None = None,
+) -> str:
     lines = [f"# {title}", ""] + [f"{n}" for n in notes or []] + ([""] if notes else [])
     for dataset, part in df.groupby("dataset", sort=False):
         syn = " (synthetic data)" if part["synthetic"].iloc[0] else ""
         head, body = _rows(part, row_key, metrics, focus, (pvalues or {}).get(str(dataset)), ("**", "**"))
         lines += [f"## {dataset}{syn}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(c) + " |" for c in body]
+        if any(FLAG in c for cells in body for c in cells):
+            lines += ["", FLAG_NOTE]
         lines.append("")
     return "\n".join(lines)
 
 
 def _tex(s: str) -> str:
-    return s.replace("±", r"$\pm$").replace("%", r"\%").replace("_", r"\_")
+    s = s.replace("±", r"$\pm$").replace("%", r"\%").replace("_", r"\_")
+    return s.replace(f" {FLAG}", r"$^\dagger$").replace(FLAG, r"$^\dagger$")
 
 
 def _short(metric: str) -> str:
@@ -95,9 +131,14 @@ def _short(metric: str) -> str:
     return {"recall": "R", "precision": "P", "ndcg": "N"}.get(name, name) + "@" + k
 
 
-def latex_side_by_side(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...], caption: str,
-                       focus: str | None = None,
-                       pvalues: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
+def latex_side_by_side(
+    df: pd.DataFrame,
+    row_key: str,
+    metrics: tuple[str, ...],
+    caption: str,
+    focus: str | None = None,
+    pvalues: dict[str, dict[str, dict[str, float]]] | None = None,
+) -> str:
     """One booktabs table in the paper's layout: a row per model (or variant), the datasets side by
     side with ``metrics`` under each, the best of each column in bold, the published value on a
     ``paper`` line under a row that has one, and the Improvement row (focus over the best other
@@ -110,9 +151,19 @@ def latex_side_by_side(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...],
     head1 = [""] + [rf"\multicolumn{{{n}}}{{c}}{{{_tex(str(d))}}}" for d in datasets]
     rules = "".join(rf"\cmidrule(lr){{{2 + i * n}-{1 + (i + 1) * n}}}" for i in range(len(datasets)))
     head2 = [_tex(row_key)] + [_short(m) for _ in datasets for m in metrics]
-    out = [r"\begin{table*}[t]", r"\centering", r"\small", rf"\caption{{{_tex(caption)}}}",
-           r"\begin{tabular}{l" + "r" * (n * len(datasets)) + "}", r"\toprule",
-           " & ".join(head1) + r" \\", rules, " & ".join(head2) + r" \\", r"\midrule"]
+    out = [
+        r"\begin{table*}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{_tex(caption)}}}",
+        r"\begin{tabular}{l" + "r" * (n * len(datasets)) + "}",
+        r"\toprule",
+        " & ".join(head1) + r" \\",
+        rules,
+        " & ".join(head2) + r" \\",
+        r"\midrule",
+    ]
+    any_flag = False
     for row in rows:
         cells = [_tex(str(row))]
         paper_cells, has_paper = [r"\quad paper"], False
@@ -127,7 +178,9 @@ def latex_side_by_side(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...],
                 cells.append(rf"\textbf{{{c}}}" if rec[m] == best[(d, m)] else c)
                 theirs = rec.get(f"paper_{m}")
                 has_paper = has_paper or not _missing(theirs)
-                paper_cells.append("--" if _missing(theirs) else f"{theirs:.4f}")
+                flag = None if _missing(theirs) else _flag(rec, m)
+                any_flag = any_flag or flag is not None
+                paper_cells.append("--" if _missing(theirs) else f"{theirs:.4f}" + (r"$^\dagger$" if flag else ""))
         out.append(" & ".join(cells) + r" \\")
         if has_paper:
             out.append(" & ".join(paper_cells) + r" \\")
@@ -143,7 +196,10 @@ def latex_side_by_side(df: pd.DataFrame, row_key: str, metrics: tuple[str, ...],
         out += [r"\midrule", " & ".join(gains) + r" \\"]
         if pvalues:
             out.append(" & ".join(ps) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
+    out += [r"\bottomrule", r"\end{tabular}"]
+    if any_flag:
+        out.append(r"\par\footnotesize " + _tex(FLAG_NOTE).replace("`", ""))
+    out += [r"\end{table*}", ""]
     return "\n".join(out)
 
 
