@@ -1,8 +1,8 @@
 """The baselines of the paper's Table 2, one file each; importing this package registers them."""
+
 from importlib import import_module
 
-_MODULES = ("bpr", "lightgcn", "vbpr", "mmgcn", "grcn", "lattice", "micro", "hcgcn",
-            "slmrec", "mmgcl", "huign")
+_MODULES = ("bpr", "lightgcn", "vbpr", "mmgcn", "grcn", "lattice", "micro", "hcgcn", "slmrec", "mmgcl", "huign")
 
 for _m in _MODULES:
     try:

@@ -35,6 +35,7 @@ time by `AllItemsLogSumExp`, which forms the loss and its gradient in two sweeps
 (the symmetric anchor-anchor half only once per pair): one (I x rows) strip of exp-similarities is
 alive at a time, and the backward pass only scales the stored gradients.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -45,9 +46,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.data import Dataset
-from benchmark.graphs import (SparseOperator, adjacency_operator, array_key, cached, knn_graph, sparse_forward,
-                              sparse_mm,
-                              sym_normalise_sparse)
+from benchmark.graphs import (
+    SparseOperator,
+    adjacency_operator,
+    array_key,
+    cached,
+    knn_graph,
+    sparse_forward,
+    sparse_mm,
+    sym_normalise_sparse,
+)
 from benchmark.model import DotProductRecommender
 
 # bump when the construction below changes, so stale cache entries are never read
@@ -56,9 +64,11 @@ _GRAPH_VERSION = "knn-cos-topk-sym-v1"
 
 def original_graph(x: np.ndarray, k: int) -> Tensor:
     """D^-1/2 topk_k(cos) D^-1/2 of the raw features ``x``: sparse COO, fixed, disk-cached."""
+
     def build() -> Tensor:
         with torch.no_grad():
             return sym_normalise_sparse(knn_graph(torch.from_numpy(np.array(x, dtype=np.float32)), k))
+
     return cached("itemknn", array_key(x, k, _GRAPH_VERSION), build)
 
 
@@ -80,7 +90,7 @@ def keep_edges(a: Tensor, keep: Tensor) -> Tensor:
     return torch.sparse_coo_tensor(a.indices()[:, keep], a.values()[keep], a.shape).coalesce()
 
 
-def spmm(a: "SparseOperator | Tensor", x: Tensor) -> Tensor:
+def spmm(a: SparseOperator | Tensor, x: Tensor) -> Tensor:
     """a @ x for a fixed `SparseOperator` (stored transpose for the backward) or a coalesced
     sparse COO tensor (the refresh batch's graphs, whose values carry gradient: `ValueSpmm`)."""
     if isinstance(a, SparseOperator):
@@ -118,7 +128,7 @@ class ValueSpmm(torch.autograd.Function):
             rows, cols, step = indices[0], indices[1], ValueSpmm.EDGE_BLOCK
             grad_values = values.new_empty(values.shape)
             for s in range(0, len(values), step):
-                grad_values[s:s + step] = (grad[rows[s:s + step]] * x[cols[s:s + step]]).sum(1)
+                grad_values[s : s + step] = (grad[rows[s : s + step]] * x[cols[s : s + step]]).sum(1)
         if ctx.needs_input_grad[2]:
             a_t = torch.sparse_coo_tensor(indices.flip(0), values, (ctx.shape[1], ctx.shape[0])).coalesce()
             grad_x = torch.sparse.mm(a_t, grad)
@@ -139,8 +149,7 @@ class ModalFeatures(nn.Module):
                 self.raw[m] = nn.Parameter(x)
             else:
                 self.register_buffer(f"raw_{m}", x, persistent=False)
-        self.trs = nn.ModuleDict({m: nn.Linear(data.features[m].shape[1], out_dim)
-                                  for m in self.modalities})
+        self.trs = nn.ModuleDict({m: nn.Linear(data.features[m].shape[1], out_dim) for m in self.modalities})
 
     def table(self, m: str) -> Tensor:
         return self.raw[m] if self.trainable else getattr(self, f"raw_{m}")
@@ -158,7 +167,7 @@ class ModalityAttention(nn.Module):
 
     def forward(self, hs: list[Tensor]) -> tuple[Tensor, Tensor]:
         weights = torch.softmax(torch.cat([self.query(h) for h in hs], dim=-1), dim=-1)
-        fused = sum(weights[:, k:k + 1] * h for k, h in enumerate(hs))
+        fused = sum(weights[:, k : k + 1] * h for k, h in enumerate(hs))
         return fused, weights
 
 
@@ -199,25 +208,25 @@ class AllItemsLogSumExp(torch.autograd.Function):
         for s, q in _strips(a, tau, rows):
             r = q.shape[0]
             upper = _upper_strip(a, q, s, buf)
-            z_a[s:s + r] += upper.sum(0)
-            z_a[s + r:] += upper[r:].sum(1)
+            z_a[s : s + r] += upper.sum(0)
+            z_a[s + r :] += upper[r:].sum(1)
             # strips are kept transposed, (n x rows): b @ q^T ran twice as fast as q @ b^T (MKL,
             # one thread, d = 64)
             bt = torch.mm(b, q.T, out=buf[: n * r].view(n, r)).exp_()
-            z = z_a[s:s + r] + bt.sum(0)
+            z = z_a[s : s + r] + bt.sum(0)
             total += z.log().sum()
             if need_grad:
-                w[s:s + r] = z.reciprocal()
-                torch.mm(bt.T, b, out=grad_a[s:s + r]).mul_((w[s:s + r] / tau)[:, None])
-                grad_b.addmm_(bt, q * w[s:s + r, None])
+                w[s : s + r] = z.reciprocal()
+                torch.mm(bt.T, b, out=grad_a[s : s + r]).mul_((w[s : s + r] / tau)[:, None])
+                grad_b.addmm_(bt, q * w[s : s + r, None])
         if need_grad:
             for s, q in _strips(a, tau, rows):
                 r = q.shape[0]
                 m = _upper_strip(a, q, s, buf)
-                m.mul_(w[s:, None] + w[None, s:s + r])  # A_ij (w_i + w_j)
+                m.mul_(w[s:, None] + w[None, s : s + r])  # A_ij (w_i + w_j)
                 # the diagonal block holds both (i, j) and (j, i): its product alone covers both
-                grad_a[s:s + r].addmm_(m.T, a[s:], alpha=1.0 / tau)
-                grad_a[s + r:].addmm_(m[r:], a[s:s + r], alpha=1.0 / tau)
+                grad_a[s : s + r].addmm_(m.T, a[s:], alpha=1.0 / tau)
+                grad_a[s + r :].addmm_(m[r:], a[s : s + r], alpha=1.0 / tau)
             ctx.save_for_backward(grad_a, grad_b)
         return total
 
@@ -230,7 +239,7 @@ class AllItemsLogSumExp(torch.autograd.Function):
 def _strips(a: Tensor, tau: float, rows: int) -> Iterator[tuple[int, Tensor]]:
     """(start, a[start:start+rows] / tau) for consecutive strips of rows."""
     for s in range(0, a.shape[0], rows):
-        yield s, a[s:s + rows] / tau  # 1/tau on the strip, not on the (n x rows) products
+        yield s, a[s : s + rows] / tau  # 1/tau on the strip, not on the (n x rows) products
 
 
 def _upper_strip(a: Tensor, q: Tensor, start: int, buf: Tensor) -> Tensor:
@@ -267,8 +276,15 @@ class ItemGraphRecommender(DotProductRecommender):
 
     requires_features = True
 
-    def __init__(self, data: Dataset, config, *, feat_dim: int, knn_k: int,  # type: ignore[no-untyped-def]
-                 train_raw_features: bool) -> None:
+    def __init__(
+        self,
+        data: Dataset,
+        config,
+        *,
+        feat_dim: int,
+        knn_k: int,  # type: ignore[no-untyped-def]
+        train_raw_features: bool,
+    ) -> None:
         super().__init__(data, config)
         self.knn_k = knn_k
         self.feats = ModalFeatures(data, feat_dim, train_raw_features)
@@ -292,11 +308,15 @@ class ItemGraphRecommender(DotProductRecommender):
     def start_epoch(self, epoch: int) -> None:
         self._stale = True
 
-    def item_graphs(self) -> "dict[str, Tensor | SparseOperator]":
+    def item_graphs(self) -> dict[str, Tensor | SparseOperator]:
         """The graphs for this forward pass: freshly built (with gradient) on the first training
         batch of an epoch and in eval mode; the stored detached copies otherwise."""
-        fresh = self._stale or not self.training or not self._graphs or \
-            next(iter(self._graphs.values())).a.device != self.adj.a.device
+        fresh = (
+            self._stale
+            or not self.training
+            or not self._graphs
+            or next(iter(self._graphs.values())).a.device != self.adj.a.device
+        )
         if not fresh:
             return self._graphs
         graphs = self.build_item_graphs()
@@ -304,4 +324,3 @@ class ItemGraphRecommender(DotProductRecommender):
         if self.training:
             self._stale = False
         return graphs
-

@@ -1,5 +1,6 @@
 """The per-modality item inputs shared by SLMRec and MMGCL: L2-normalised raw features, each
 through its own Linear(dim_m -> d) (xavier-uniform), as both sources build their branches."""
+
 from __future__ import annotations
 
 import torch

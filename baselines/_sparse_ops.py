@@ -21,6 +21,7 @@ values: gathering both endpoints of every edge, multiplying and ``index_add_``-i
 values (nnz scalars) stay ordinary autograd tensors, so softmaxes and maxima over edges compose
 with these products.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -65,8 +66,14 @@ class _SDDMM(torch.autograd.Function):
 
     @staticmethod
     @sparse_forward
-    def forward(ctx, a: Tensor, b: Tensor, side: _Side, side_t: _Side,  # type: ignore[override]
-                perm: Tensor) -> Tensor:
+    def forward(
+        ctx,
+        a: Tensor,
+        b: Tensor,
+        side: _Side,
+        side_t: _Side,  # type: ignore[override]
+        perm: Tensor,
+    ) -> Tensor:
         ctx.side, ctx.side_t, ctx.perm = side, side_t, perm
         ctx.save_for_backward(a, b)
         return _sampled(side, a, b)
@@ -85,8 +92,15 @@ class _SpMM(torch.autograd.Function):
 
     @staticmethod
     @sparse_forward
-    def forward(ctx, v: Tensor, x: Tensor, base: Tensor | None, side: _Side,  # type: ignore[override]
-                side_t: _Side, perm: Tensor) -> Tensor:
+    def forward(
+        ctx,
+        v: Tensor,
+        x: Tensor,
+        base: Tensor | None,
+        side: _Side,  # type: ignore[override]
+        side_t: _Side,
+        perm: Tensor,
+    ) -> Tensor:
         ctx.side, ctx.side_t, ctx.perm = side, side_t, perm
         ctx.save_for_backward(v, x)
         return _mm(side, v, x, add=base)
@@ -107,8 +121,15 @@ class _PowerSum(torch.autograd.Function):
 
     @staticmethod
     @sparse_forward
-    def forward(ctx, v: Tensor, x: Tensor, k: int, side: _Side, side_t: _Side,  # type: ignore[override]
-                perm: Tensor) -> Tensor:
+    def forward(
+        ctx,
+        v: Tensor,
+        x: Tensor,
+        k: int,
+        side: _Side,
+        side_t: _Side,  # type: ignore[override]
+        perm: Tensor,
+    ) -> Tensor:
         xs = [x]
         for _ in range(k):
             xs.append(_mm(side, v, xs[-1]))
@@ -124,7 +145,7 @@ class _PowerSum(torch.autograd.Function):
         v, *xs = ctx.saved_tensors
         v_t = v.index_select(0, ctx.perm)
         g, grad_v = grad, None
-        for x_prev in reversed(xs):            # g = g_k, paired with x_{k-1}
+        for x_prev in reversed(xs):  # g = g_k, paired with x_{k-1}
             if ctx.needs_input_grad[0]:
                 term = _sampled(ctx.side, g, x_prev)
                 grad_v = term if grad_v is None else grad_v.add_(term)
@@ -141,8 +162,15 @@ class _Attend(torch.autograd.Function):
 
     @staticmethod
     @sparse_forward
-    def forward(ctx, a: Tensor, x: Tensor, side: _Side, side_t: _Side,  # type: ignore[override]
-                perm: Tensor, row: Tensor) -> Tensor:
+    def forward(
+        ctx,
+        a: Tensor,
+        x: Tensor,
+        side: _Side,
+        side_t: _Side,  # type: ignore[override]
+        perm: Tensor,
+        row: Tensor,
+    ) -> Tensor:
         b = _group_softmax(_sampled(side, a, x), row, side[2])
         ctx.side, ctx.side_t, ctx.perm, ctx.row = side, side_t, perm, row
         ctx.save_for_backward(a, x, b)
@@ -157,8 +185,7 @@ class _Attend(torch.autograd.Function):
         grad_a = _mm(side, ts, x, add=grad) if ctx.needs_input_grad[0] else None
         grad_x = None
         if ctx.needs_input_grad[1]:
-            grad_x = _mm(side_t, ts.index_select(0, perm), a,
-                         add=_mm(side_t, b.index_select(0, perm), grad))
+            grad_x = _mm(side_t, ts.index_select(0, perm), a, add=_mm(side_t, b.index_select(0, perm), grad))
         return grad_a, grad_x, None, None, None, None
 
 
@@ -184,12 +211,16 @@ class EdgePattern(nn.Module):
         inverse[perm] = np.arange(m.nnz)
         # int32 CSR indices: torch's CPU products take a faster path with them (about 1.3x)
         crow = torch.from_numpy(m.indptr.astype(np.int32))
-        for name, value in (("crow", crow), ("indices", torch.from_numpy(m.indices.astype(np.int32))),
-                            ("row", torch.repeat_interleave(torch.arange(self.n_rows), crow.diff().long())),
-                            ("col", torch.from_numpy(m.indices.astype(np.int64))),
-                            ("t_crow", torch.from_numpy(t.indptr.astype(np.int32))),
-                            ("t_col", torch.from_numpy(t.indices.astype(np.int32))),
-                            ("perm", torch.from_numpy(perm)), ("inverse", torch.from_numpy(inverse))):
+        for name, value in (
+            ("crow", crow),
+            ("indices", torch.from_numpy(m.indices.astype(np.int32))),
+            ("row", torch.repeat_interleave(torch.arange(self.n_rows), crow.diff().long())),
+            ("col", torch.from_numpy(m.indices.astype(np.int64))),
+            ("t_crow", torch.from_numpy(t.indptr.astype(np.int32))),
+            ("t_col", torch.from_numpy(t.indices.astype(np.int32))),
+            ("perm", torch.from_numpy(perm)),
+            ("inverse", torch.from_numpy(inverse)),
+        ):
             self.register_buffer(name, value, persistent=False)
 
     @property
@@ -197,8 +228,10 @@ class EdgePattern(nn.Module):
         return int(self.col.shape[0])
 
     def _sides(self) -> tuple[_Side, _Side]:
-        return ((self.crow, self.indices, self.n_rows, self.n_cols),
-                (self.t_crow, self.t_col, self.n_cols, self.n_rows))
+        return (
+            (self.crow, self.indices, self.n_rows, self.n_cols),
+            (self.t_crow, self.t_col, self.n_cols, self.n_rows),
+        )
 
     def sddmm(self, a: Tensor, b: Tensor) -> Tensor:
         """<a_r, b_c> for every entry (r, c), in CSR order (nnz,)."""

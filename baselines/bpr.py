@@ -4,6 +4,7 @@
 
 EmbLoss is MMRec's (sum of Frobenius norms / batch). Xavier-uniform initialisation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from benchmark.registry import register
 class BPRMF(Recommender):
     # MMRec's search for BPR
     grid = {"reg_weight": [1e-2, 1e-3, 1e-4, 1e-5]}
+
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64              # embedding size
-        reg_weight: float = 1e-5   # weight of MMRec's EmbLoss on the batch embeddings
+        dim: int = 64  # embedding size
+        reg_weight: float = 1e-5  # weight of MMRec's EmbLoss on the batch embeddings
 
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config)

@@ -50,6 +50,7 @@ Decisions and deviations (see docs/baselines.md section 4):
   official code keeps torch's default).
 - Training items are masked to -inf by the shared evaluator (the reference's 1e-5 is a bug).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ class _UnitRows(torch.autograd.Function):
     (the norm is clamped there). Autograd's chain of the same (division, clamp, norm) made 3x
     more passes over the table; the routing normalises 8 tables a step."""
 
-    EPS = 1e-12   # F.normalize's default
+    EPS = 1e-12  # F.normalize's default
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
@@ -106,11 +107,11 @@ class GRCN(DotProductRecommender):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64                        # ID embedding size (dim_E)
-        dim_c: int = 64                      # per-modality preference / content size (dim_C)
-        n_routing: int = 3                   # routing iterations of the graph-refining layer
-        reg_weight: float = 1e-3             # mean-of-squares regulariser weight (TikTok setting)
-        pruning: bool = True                 # ReLU on the edge weights (official examples: False)
+        dim: int = 64  # ID embedding size (dim_E)
+        dim_c: int = 64  # per-modality preference / content size (dim_C)
+        n_routing: int = 3  # routing iterations of the graph-refining layer
+        reg_weight: float = 1e-3  # mean-of-squares regulariser weight (TikTok setting)
+        pruning: bool = True  # ReLU on the edge weights (official examples: False)
         routing_reference_bug: bool = False  # True: preferences stay at their normalised init
 
     def __init__(self, data: Dataset, config: Config) -> None:
@@ -118,8 +119,9 @@ class GRCN(DotProductRecommender):
         self.modalities = data.modalities
         n_u, n_i, n_m = data.n_users, data.n_items, len(self.modalities)
         self.id_embedding = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_u + n_i, config.dim)))
-        self.preference = nn.ParameterDict({
-            m: nn.Parameter(nn.init.xavier_normal_(torch.empty(n_u, config.dim_c))) for m in self.modalities})
+        self.preference = nn.ParameterDict(
+            {m: nn.Parameter(nn.init.xavier_normal_(torch.empty(n_u, config.dim_c))) for m in self.modalities}
+        )
         self.content = nn.ModuleDict()
         for m in self.modalities:
             x = torch.tensor(data.features[m])  # a copy: the dataset's arrays are read-only
@@ -143,7 +145,7 @@ class GRCN(DotProductRecommender):
         c = unit_rows(F.leaky_relu(self.content[m](getattr(self, f"feat_{m}"))))
         p = unit_rows(self.preference[m])
         if not self.config.routing_reference_bug:
-            for _ in range(self.config.n_routing):   # p_u + sum_i b_ui c_i, then normalised
+            for _ in range(self.config.n_routing):  # p_u + sum_i b_ui c_i, then normalised
                 p = unit_rows(g.attend(p, c))
         return p, c
 
@@ -154,8 +156,8 @@ class GRCN(DotProductRecommender):
         p, c = self.route(m)
         # <x_s, x_t> is symmetric: one score per interaction serves both of its directions
         s = g.sddmm(p, c)
-        a_item = g.col_softmax(s)   # u -> i: softmax over the item's users
-        a_user = g.row_softmax(s)   # i -> u: softmax over the user's items
+        a_item = g.col_softmax(s)  # u -> i: softmax over the item's users
+        a_user = g.row_softmax(s)  # i -> u: softmax over the user's items
         rep = torch.cat([g.spmm(a_user, c, base=p), g.spmm_t(a_item, p, base=c)])
         # the adjacency's rows: users' incoming edges in R's order, items' in R^T's
         return rep, torch.cat([a_user, a_item.index_select(0, g.perm)])
@@ -181,7 +183,7 @@ class GRCN(DotProductRecommender):
     # ----- contract ------------------------------------------------------------------------
     def forward(self) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         z = self.nodes()
-        return z[: self.n_users], z[self.n_users:]
+        return z[: self.n_users], z[self.n_users :]
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         # only the batch's rows of each block are gathered: the gradient of the whole table
@@ -192,11 +194,17 @@ class GRCN(DotProductRecommender):
         z = torch.cat([t.index_select(0, rows) for t in self.blocks()], dim=1)
         u, i, j = z.split([batch.users.numel(), n_pos, items.numel() - n_pos])
         rank = losses.bpr_dot(u, i.reshape(*batch.pos.shape, -1), j.reshape(*batch.neg.shape, -1))
-        reg = losses.mean_sq(self.id_embedding[batch.users], self.id_embedding[self.n_users + items],
-                             *(self.preference[m][batch.users] for m in self.modalities))
+        reg = losses.mean_sq(
+            self.id_embedding[batch.users],
+            self.id_embedding[self.n_users + items],
+            *(self.preference[m][batch.users] for m in self.modalities),
+        )
         reg = self.config.reg_weight * reg
         return {"loss": rank + reg, "bpr": rank, "reg": reg}
 
     def describe(self) -> dict[str, object]:
-        return {"modalities": list(self.modalities), "pruning": self.config.pruning,
-                "routing_reference_bug": self.config.routing_reference_bug}
+        return {
+            "modalities": list(self.modalities),
+            "pruning": self.config.pruning,
+            "routing_reference_bug": self.config.routing_reference_bug,
+        }

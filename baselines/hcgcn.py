@@ -57,6 +57,7 @@ s/epoch, peak RSS 559 MB; TikTok (9,308 users, 6,710 items; the largest set run)
 over a 1-epoch run. Speed (``python -m benchmark.speed --per-model tiktok``, 1 thread): 54x
 LightGCN's epoch (was 280x before `AllItemsLogSumExp`), nearly all in the all-items InfoNCE.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,15 +72,13 @@ from benchmark.graphs import SparseOperator, sym_normalise_sparse
 from benchmark.model import Batch
 from benchmark.registry import register
 
-from ._item_graphs import (ItemGraphRecommender, ModalityAttention, chunked_contrastive, combine,
-                           keep_edges, spmm)
+from ._item_graphs import ItemGraphRecommender, ModalityAttention, chunked_contrastive, combine, keep_edges, spmm
 
 
 def _head(dim: int, out: int) -> nn.Sequential:
     # no biases, unit-norm inputs: at initialisation the biases (~0.1) outweighed the small
     # embedding inputs (~0.03) and put every item in one cluster (seen on TikTok)
-    return nn.Sequential(nn.Linear(dim, dim, bias=False), nn.LeakyReLU(),
-                         nn.Linear(dim, out, bias=False))
+    return nn.Sequential(nn.Linear(dim, dim, bias=False), nn.LeakyReLU(), nn.Linear(dim, out, bias=False))
 
 
 @register("hcgcn")
@@ -90,24 +89,25 @@ class HCGCN(ItemGraphRecommender):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64                     # ID embedding size (= trs output size)
-        n_layers: int = 3                 # CF layers: layer 1 on the full graph, later ones per group
-        item_layers: int = 2              # item-graph layers: layer 1 full, later ones within clusters
-        n_user_groups: int = 3            # G, user-item clusters (users hard-assigned, items in all)
-        n_item_clusters: int = 3          # C, item-item clusters
-        knn_k: int = 10                   # neighbours kept per row in every kNN graph
-        lambda_coeff: float = 0.9         # weight of the original graph in each modality's mix
-        reg_weight: float = 1e-5          # decay on 0.5 * sum sq of final u, i+, j- / batch
-        ui_cluster_weight: float = 1e-2   # weight of the user-item cluster loss
-        ii_cluster_weight: float = 1e-2   # weight of the item-cluster preference loss
-        modality_weight: float = 1e-2     # weight of the modality-vs-fused InfoNCE (importance constraint)
-        tau: float = 0.5                  # InfoNCE temperature
-        contrast_chunk: int = 256         # anchor rows per strip of the all-items InfoNCE (I x chunk floats)
-        train_raw_features: bool = True   # raw feature tables trainable (as LATTICE / MICRO)
+        dim: int = 64  # ID embedding size (= trs output size)
+        n_layers: int = 3  # CF layers: layer 1 on the full graph, later ones per group
+        item_layers: int = 2  # item-graph layers: layer 1 full, later ones within clusters
+        n_user_groups: int = 3  # G, user-item clusters (users hard-assigned, items in all)
+        n_item_clusters: int = 3  # C, item-item clusters
+        knn_k: int = 10  # neighbours kept per row in every kNN graph
+        lambda_coeff: float = 0.9  # weight of the original graph in each modality's mix
+        reg_weight: float = 1e-5  # decay on 0.5 * sum sq of final u, i+, j- / batch
+        ui_cluster_weight: float = 1e-2  # weight of the user-item cluster loss
+        ii_cluster_weight: float = 1e-2  # weight of the item-cluster preference loss
+        modality_weight: float = 1e-2  # weight of the modality-vs-fused InfoNCE (importance constraint)
+        tau: float = 0.5  # InfoNCE temperature
+        contrast_chunk: int = 256  # anchor rows per strip of the all-items InfoNCE (I x chunk floats)
+        train_raw_features: bool = True  # raw feature tables trainable (as LATTICE / MICRO)
 
     def __init__(self, data: Dataset, config: Config) -> None:
-        super().__init__(data, config, feat_dim=config.dim, knn_k=config.knn_k,
-                         train_raw_features=config.train_raw_features)
+        super().__init__(
+            data, config, feat_dim=config.dim, knn_k=config.knn_k, train_raw_features=config.train_raw_features
+        )
         d = config.dim
         self.user = nn.Embedding(data.n_users, d)
         self.item = nn.Embedding(data.n_items, d)
@@ -146,8 +146,10 @@ class HCGCN(ItemGraphRecommender):
     def build_item_graphs(self) -> dict[str, Tensor]:
         lam = self.config.lambda_coeff
         feats = self.feats.transformed()
-        graphs = {m: combine([(1.0 - lam, sym_normalise_sparse(self.learned_knn(feats[m]))),
-                              (lam, self.original(m))]) for m in self.modalities}
+        graphs = {
+            m: combine([(1.0 - lam, sym_normalise_sparse(self.learned_knn(feats[m]))), (lam, self.original(m))])
+            for m in self.modalities
+        }
         with torch.no_grad():
             e0 = torch.cat([self.user.weight, self.item.weight])
             f = F.normalize(e0 + spmm(self.adj, e0), dim=1)
@@ -158,8 +160,7 @@ class HCGCN(ItemGraphRecommender):
             self.group_adj = self.group_subgraphs(self.user_groups)
         for m in self.modalities:
             idx = graphs[m].indices()
-            graphs[f"{m}:in"] = keep_edges(graphs[m],
-                                           self.item_clusters[idx[0]] == self.item_clusters[idx[1]])
+            graphs[f"{m}:in"] = keep_edges(graphs[m], self.item_clusters[idx[0]] == self.item_clusters[idx[1]])
         return graphs
 
     def forward(self) -> tuple[Tensor, ...]:
@@ -182,7 +183,7 @@ class HCGCN(ItemGraphRecommender):
             tracks = [spmm(a, t) for a, t in zip(self.group_adj, tracks)]
             total = total + sum(tracks)
         out = total / (c.n_layers + 1)
-        users, items = out[: self.n_users], out[self.n_users:]
+        users, items = out[: self.n_users], out[self.n_users :]
         return users, items + F.normalize(fused, dim=1), hs, fused, F.normalize(e0 + e1, dim=1), item_in
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
@@ -192,27 +193,32 @@ class HCGCN(ItemGraphRecommender):
         rank = losses.bpr_dot(u, i, j)
         reg = c.reg_weight * losses.half_sq(u, i, j)
 
-        p = self.ui_head(node_in[torch.cat([batch.users, self.n_users + batch.pos.reshape(-1),
-                                            self.n_users + batch.neg.reshape(-1)])]).softmax(-1)
+        p = self.ui_head(
+            node_in[
+                torch.cat([batch.users, self.n_users + batch.pos.reshape(-1), self.n_users + batch.neg.reshape(-1)])
+            ]
+        ).softmax(-1)
         p_u, p_i, p_j = p.split([len(batch.users), batch.pos.numel(), batch.neg.numel()])
         ui = c.ui_cluster_weight * losses.bpr_dot(p_u, p_i, p_j.reshape(*batch.neg.shape, -1))
         q = self.ii_head(item_in[torch.cat([batch.pos.reshape(-1), batch.neg.reshape(-1)])]).softmax(-1)
         q_i, q_j = q.split([batch.pos.numel(), batch.neg.numel()])
         r_u = self.pref_head(node_in[batch.users]).softmax(-1)
         ii = c.ii_cluster_weight * losses.bpr_dot(r_u, q_i, q_j.reshape(*batch.neg.shape, -1))
-        modal = c.modality_weight * sum(
-            chunked_contrastive(h, fused, c.tau, c.contrast_chunk) for h in hs)
+        modal = c.modality_weight * sum(chunked_contrastive(h, fused, c.tau, c.contrast_chunk) for h in hs)
         total = rank + reg + ui + ii + modal
-        return {"loss": total, "bpr": rank, "reg": reg, "ui_cluster": ui, "ii_cluster": ii,
-                "modality": modal}
+        return {"loss": total, "bpr": rank, "reg": reg, "ui_cluster": ui, "ii_cluster": ii, "modality": modal}
 
     def describe(self) -> dict[str, object]:
-        out: dict[str, object] = {"modalities": list(self.modalities),
-                                  "train_raw_features": self.config.train_raw_features,
-                                  "reconstruction": "no public code; reading of docs/baselines.md section 10"}
+        out: dict[str, object] = {
+            "modalities": list(self.modalities),
+            "train_raw_features": self.config.train_raw_features,
+            "reconstruction": "no public code; reading of docs/baselines.md section 10",
+        }
         if self.user_groups is not None and self.item_clusters is not None:
-            out["user_group_sizes"] = torch.bincount(
-                self.user_groups, minlength=self.config.n_user_groups).cpu().tolist()
-            out["item_cluster_sizes"] = torch.bincount(
-                self.item_clusters, minlength=self.config.n_item_clusters).cpu().tolist()
+            out["user_group_sizes"] = (
+                torch.bincount(self.user_groups, minlength=self.config.n_user_groups).cpu().tolist()
+            )
+            out["item_cluster_sizes"] = (
+                torch.bincount(self.item_clusters, minlength=self.config.n_item_clusters).cpu().tolist()
+            )
         return out

@@ -46,6 +46,7 @@ Decisions and deviations:
 * Defaults follow the README's TikTok / Kwai line (lr 5e-4, reg 0.1, batch 1024), the closest
   to our multimodal sets; Adam without weight decay. Validation, not test, selects the epoch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,8 +82,9 @@ def parse_levels(levels: object) -> tuple[int, ...]:
     return out
 
 
-def co_interaction_graph(train: sp.csr_matrix, min_co_users: int = 1, top_k: int = 0,
-                         self_loops: bool = False) -> Tensor:
+def co_interaction_graph(
+    train: sp.csr_matrix, min_co_users: int = 1, top_k: int = 0, self_loops: bool = False
+) -> Tensor:
     """Binary item-item graph (sparse COO): i -> j when at least ``min_co_users`` users have both
     in ``train`` and, with ``top_k`` > 0, j is among the ``top_k`` items sharing the most users
     with i (ties to the lower item id). Sparse products only; the diagonal only with ``self_loops``."""
@@ -97,7 +99,7 @@ def co_interaction_graph(train: sp.csr_matrix, min_co_users: int = 1, top_k: int
     if top_k:
         c.sort_indices()
         rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
-        order = np.lexsort((c.indices, -c.data, rows))            # per row: most co-users first
+        order = np.lexsort((c.indices, -c.data, rows))  # per row: most co-users first
         rank = np.empty(c.nnz, dtype=np.int64)
         rank[order] = np.arange(c.nnz) - c.indptr[rows[order]]
         c.data[rank >= top_k] = 0
@@ -107,8 +109,9 @@ def co_interaction_graph(train: sp.csr_matrix, min_co_users: int = 1, top_k: int
         c = sp.csr_matrix(c + sp.identity(c.shape[0], dtype=np.float32, format="csr"))
     c = c.tocoo()
     idx = torch.from_numpy(np.vstack([c.row, c.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(idx, torch.from_numpy(c.data.astype(np.float32)), c.shape,
-                                   check_invariants=False).coalesce()
+    return torch.sparse_coo_tensor(
+        idx, torch.from_numpy(c.data.astype(np.float32)), c.shape, check_invariants=False
+    ).coalesce()
 
 
 class IntentHierarchy(nn.Module):
@@ -118,17 +121,15 @@ class IntentHierarchy(nn.Module):
         super().__init__()
         self.proj = nn.Linear(in_dim, dim)
         nn.init.xavier_uniform_(self.proj.weight)
-        self.conv = nn.ParameterList([nn.Parameter(nn.init.xavier_uniform_(torch.empty(dim, dim)))
-                                      for _ in levels])
-        self.centroids = nn.ParameterList([nn.Parameter(nn.init.xavier_normal_(torch.empty(dim, k)))
-                                           for k in levels])
+        self.conv = nn.ParameterList([nn.Parameter(nn.init.xavier_uniform_(torch.empty(dim, dim))) for _ in levels])
+        self.centroids = nn.ParameterList([nn.Parameter(nn.init.xavier_normal_(torch.empty(dim, k))) for k in levels])
         self.levels = levels
         self.negative_slope = negative_slope
 
     def forward(self, feat: Tensor, adj: Tensor, deg: Tensor) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
         """Item intents (I x sum K), each level's assignment, entropy and independence losses."""
         x = self.proj(feat)
-        a: Tensor | None = None                       # dense coarse graph from level 2 on
+        a: Tensor | None = None  # dense coarse graph from level 2 on
         chain: Tensor | None = None
         intents, assignments = [], []
         entropy = feat.new_zeros(())
@@ -162,13 +163,13 @@ class HUIGN(DotProductRecommender):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64                  # ID embedding size and size of the projected features
-        levels: tuple = (32, 8, 4)     # intents per hierarchy level (a tuple or a string "32,8,4")
-        reg_weight: float = 0.1        # single coefficient on the L2, entropy and independence terms
-        min_co_users: int = 1          # common training users for an item-item co-interaction link
-        top_k: int = 10                # keep each item's top_k co-interacted items (0 = all links)
-        self_loops: bool = False       # keep each item in its own neighbourhood of the item graph
-        negative_slope: float = 0.01   # LeakyReLU slope after the level convolutions
+        dim: int = 64  # ID embedding size and size of the projected features
+        levels: tuple = (32, 8, 4)  # intents per hierarchy level (a tuple or a string "32,8,4")
+        reg_weight: float = 0.1  # single coefficient on the L2, entropy and independence terms
+        min_co_users: int = 1  # common training users for an item-item co-interaction link
+        top_k: int = 10  # keep each item's top_k co-interacted items (0 = all links)
+        self_loops: bool = False  # keep each item in its own neighbourhood of the item graph
+        negative_slope: float = 0.01  # LeakyReLU slope after the level convolutions
 
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config)
@@ -176,8 +177,11 @@ class HUIGN(DotProductRecommender):
         d = config.dim
         self.modalities = data.modalities
         key = array_key(data.train, config.min_co_users, config.top_k, config.self_loops)
-        adj = cached("huign-coint", key, lambda: co_interaction_graph(
-            data.train, config.min_co_users, config.top_k, config.self_loops))
+        adj = cached(
+            "huign-coint",
+            key,
+            lambda: co_interaction_graph(data.train, config.min_co_users, config.top_k, config.self_loops),
+        )
         deg = torch.zeros(data.n_items).index_add_(0, adj.indices()[0], adj.values()).clamp_min(1.0)
         self.register_buffer("item_adj", adj.to_sparse_csr(), persistent=False)
         self.register_buffer("item_deg", deg.unsqueeze(1), persistent=False)
@@ -203,20 +207,24 @@ class HUIGN(DotProductRecommender):
     def forward(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         q, _, entropy, independence = self.intents()
         users = torch.cat([self.id_embedding[: self.n_users], self.preference], dim=1)
-        items = torch.cat([self.id_embedding[self.n_users:], q], dim=1)
+        items = torch.cat([self.id_embedding[self.n_users :], q], dim=1)
         return users, items, entropy, independence
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         users, items, entropy, independence = self.forward()
         rank = losses.bpr_dot(users[batch.users], items[batch.pos], items[batch.neg])
         ids = self.id_embedding
-        emb = losses.mean_sq(ids[batch.users],
-                             torch.cat([ids[self.n_users + batch.pos], ids[self.n_users + batch.neg].reshape(-1, ids.shape[1])]),
-                             self.preference[batch.users])
+        emb = losses.mean_sq(
+            ids[batch.users],
+            torch.cat([ids[self.n_users + batch.pos], ids[self.n_users + batch.neg].reshape(-1, ids.shape[1])]),
+            self.preference[batch.users],
+        )
         reg = self.config.reg_weight * (emb + entropy + independence)
-        return {"loss": rank + reg, "bpr": rank, "reg_emb": emb, "entropy": entropy,
-                "independence": independence}
+        return {"loss": rank + reg, "bpr": rank, "reg_emb": emb, "entropy": entropy, "independence": independence}
 
     def describe(self) -> dict[str, object]:
-        return {"modalities": list(self.modalities), "levels": list(self.levels),
-                "item_graph_edges": int(self.item_adj.values().numel())}
+        return {
+            "modalities": list(self.modalities),
+            "levels": list(self.levels),
+            "item_graph_edges": int(self.item_adj.values().numel()),
+        }

@@ -39,6 +39,7 @@ MB with the data alone): synthetic-clothing (1,969 users, 1,152 items, 4096-d v 
 s/epoch, peak RSS 528 MB; TikTok (9,308 users, 6,710 items; the largest set run) peak RSS 739 MB
 over a 30-epoch run (6.1 s/epoch).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,17 +65,18 @@ class LATTICE(ItemGraphRecommender):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64                     # ID embedding size (= feat_embed_dim)
-        n_layers: int = 2                 # LightGCN layers on D^-1 (A + I) (weight_size [64, 64])
-        item_layers: int = 1              # item-graph convolutions (n_layers in the reference)
-        knn_k: int = 10                   # neighbours kept per row in every kNN graph
-        lambda_coeff: float = 0.9         # weight of the original graph in the mix
-        reg_weight: float = 1e-5          # decay on 0.5 * sum sq of final u, i+, j- / batch
-        train_raw_features: bool = True   # raw feature tables trainable (reference; ~4x their memory)
+        dim: int = 64  # ID embedding size (= feat_embed_dim)
+        n_layers: int = 2  # LightGCN layers on D^-1 (A + I) (weight_size [64, 64])
+        item_layers: int = 1  # item-graph convolutions (n_layers in the reference)
+        knn_k: int = 10  # neighbours kept per row in every kNN graph
+        lambda_coeff: float = 0.9  # weight of the original graph in the mix
+        reg_weight: float = 1e-5  # decay on 0.5 * sum sq of final u, i+, j- / batch
+        train_raw_features: bool = True  # raw feature tables trainable (reference; ~4x their memory)
 
     def __init__(self, data: Dataset, config: Config) -> None:
-        super().__init__(data, config, feat_dim=config.dim, knn_k=config.knn_k,
-                         train_raw_features=config.train_raw_features)
+        super().__init__(
+            data, config, feat_dim=config.dim, knn_k=config.knn_k, train_raw_features=config.train_raw_features
+        )
         self.user, self.item = id_embeddings(data.n_users, data.n_items, config.dim)
         m = len(self.modalities)
         self.modal_weight = nn.Parameter(torch.full((m,), 1.0 / m))
@@ -82,8 +84,9 @@ class LATTICE(ItemGraphRecommender):
     def build_item_graphs(self) -> dict[str, Tensor]:
         w = torch.softmax(self.modal_weight, dim=0)
         feats = self.feats.transformed()
-        learned = sym_normalise_sparse(combine(
-            (w[k], self.learned_knn(feats[m])) for k, m in enumerate(self.modalities)))
+        learned = sym_normalise_sparse(
+            combine((w[k], self.learned_knn(feats[m])) for k, m in enumerate(self.modalities))
+        )
         original = combine((w[k], self.original(m)) for k, m in enumerate(self.modalities))
         lam = self.config.lambda_coeff
         return {"item": combine([(1.0 - lam, learned), (lam, original)])}
@@ -94,7 +97,7 @@ class LATTICE(ItemGraphRecommender):
         for _ in range(self.config.item_layers):
             h = spmm(a_item, h)
         out = propagate(self.adj, torch.cat([self.user.weight, self.item.weight]), self.config.n_layers)
-        users, items = out[: self.n_users], out[self.n_users:]
+        users, items = out[: self.n_users], out[self.n_users :]
         return users, items + F.normalize(h, dim=1)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
@@ -106,6 +109,9 @@ class LATTICE(ItemGraphRecommender):
 
     def describe(self) -> dict[str, object]:
         w = torch.softmax(self.modal_weight.detach(), dim=0).cpu().tolist()
-        return {"modalities": list(self.modalities), "modality_weights": w,
-                "train_raw_features": self.config.train_raw_features,
-                "graph_refresh": "first training batch of each epoch (with gradient), and before each evaluation"}
+        return {
+            "modalities": list(self.modalities),
+            "modality_weights": w,
+            "train_raw_features": self.config.train_raw_features,
+            "graph_refresh": "first training batch of each epoch (with gradient), and before each evaluation",
+        }

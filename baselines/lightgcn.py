@@ -9,6 +9,7 @@ EmbLoss on the ego embeddings and xavier-uniform initialisation. Propagation is 
 sparse product per layer through `benchmark.graphs.SparseOperator` (faster here than PyG's
 ``LGConv``; figures in ``python -m benchmark.speed``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,11 +28,12 @@ from benchmark.registry import register
 class LightGCN(DotProductRecommender):
     # MMRec's search for LightGCN
     grid = {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]}
+
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64              # embedding size
-        n_layers: int = 3          # propagation layers
-        reg_weight: float = 1e-4   # EmbLoss weight on the ego embeddings of the batch
+        dim: int = 64  # embedding size
+        n_layers: int = 3  # propagation layers
+        reg_weight: float = 1e-4  # EmbLoss weight on the ego embeddings of the batch
 
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config)
@@ -41,7 +43,7 @@ class LightGCN(DotProductRecommender):
 
     def forward(self) -> tuple[Tensor, Tensor]:
         out = propagate(self.adj, self.embedding.weight, self.config.n_layers)
-        return out[: self.n_users], out[self.n_users:]
+        return out[: self.n_users], out[self.n_users :]
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         # one gather per table from the joint (users + items) rows: every separate slice or
@@ -54,4 +56,3 @@ class LightGCN(DotProductRecommender):
         ego_u, ego_i, ego_j = self.embedding.weight[rows].split(sizes)
         reg = self.config.reg_weight * losses.emb_loss(ego_u, ego_i, ego_j)
         return {"loss": rank + reg, "bpr": rank, "reg": reg}
-

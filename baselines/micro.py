@@ -44,6 +44,7 @@ s/epoch, peak RSS 555 MB; TikTok (9,308 users, 6,710 items; the largest set run)
 over a 1-epoch run. Speed (``python -m benchmark.speed --per-model tiktok``, 1 thread): 66x
 LightGCN's epoch (was 280x before `AllItemsLogSumExp`), 95% of a step in the all-items InfoNCE.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,28 +68,31 @@ class MICRO(ItemGraphRecommender):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64                     # ID embedding size (= embed_size of the trs layers)
-        n_layers: int = 2                 # LightGCN layers on D^-1 (A + I) (weight_size [64, 64])
-        item_layers: int = 1              # item-graph convolutions per modality (``layers``)
-        knn_k: int = 10                   # neighbours kept per row in every kNN graph
-        lambda_coeff: float = 0.9         # weight of the original graph in each modality's mix
-        reg_weight: float = 1e-5          # decay on 0.5 * sum sq of final u, i+, j- / batch
-        contrast_weight: float = 0.03     # loss_ratio: weight of the modality-vs-fused InfoNCE
-        tau: float = 0.5                  # InfoNCE temperature (hard-coded in the reference)
-        contrast_chunk: int = 256         # anchor rows per strip of the all-items InfoNCE (I x chunk floats)
-        train_raw_features: bool = True   # raw feature tables trainable (reference; ~4x their memory)
+        dim: int = 64  # ID embedding size (= embed_size of the trs layers)
+        n_layers: int = 2  # LightGCN layers on D^-1 (A + I) (weight_size [64, 64])
+        item_layers: int = 1  # item-graph convolutions per modality (``layers``)
+        knn_k: int = 10  # neighbours kept per row in every kNN graph
+        lambda_coeff: float = 0.9  # weight of the original graph in each modality's mix
+        reg_weight: float = 1e-5  # decay on 0.5 * sum sq of final u, i+, j- / batch
+        contrast_weight: float = 0.03  # loss_ratio: weight of the modality-vs-fused InfoNCE
+        tau: float = 0.5  # InfoNCE temperature (hard-coded in the reference)
+        contrast_chunk: int = 256  # anchor rows per strip of the all-items InfoNCE (I x chunk floats)
+        train_raw_features: bool = True  # raw feature tables trainable (reference; ~4x their memory)
 
     def __init__(self, data: Dataset, config: Config) -> None:
-        super().__init__(data, config, feat_dim=config.dim, knn_k=config.knn_k,
-                         train_raw_features=config.train_raw_features)
+        super().__init__(
+            data, config, feat_dim=config.dim, knn_k=config.knn_k, train_raw_features=config.train_raw_features
+        )
         self.user, self.item = id_embeddings(data.n_users, data.n_items, config.dim)
         self.attention = ModalityAttention(config.dim)
 
     def build_item_graphs(self) -> dict[str, Tensor]:
         lam = self.config.lambda_coeff
         feats = self.feats.transformed()
-        return {m: combine([(1.0 - lam, sym_normalise_sparse(self.learned_knn(feats[m]))),
-                            (lam, self.original(m))]) for m in self.modalities}
+        return {
+            m: combine([(1.0 - lam, sym_normalise_sparse(self.learned_knn(feats[m]))), (lam, self.original(m))])
+            for m in self.modalities
+        }
 
     def forward(self) -> tuple[Tensor, Tensor, list[Tensor], Tensor]:
         graphs = self.item_graphs()
@@ -100,7 +104,7 @@ class MICRO(ItemGraphRecommender):
             hs.append(h)
         fused, _ = self.attention(hs)
         out = propagate(self.adj, torch.cat([self.user.weight, self.item.weight]), self.config.n_layers)
-        users, items = out[: self.n_users], out[self.n_users:]
+        users, items = out[: self.n_users], out[self.n_users :]
         return users, items + F.normalize(fused, dim=1), hs, fused
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
@@ -109,11 +113,12 @@ class MICRO(ItemGraphRecommender):
         u, i, j = users[batch.users], items[batch.pos], items[batch.neg]
         rank = losses.bpr_dot(u, i, j)
         reg = c.reg_weight * losses.half_sq(u, i, j)
-        contrast = c.contrast_weight * sum(
-            chunked_contrastive(h, fused, c.tau, c.contrast_chunk) for h in hs)
+        contrast = c.contrast_weight * sum(chunked_contrastive(h, fused, c.tau, c.contrast_chunk) for h in hs)
         return {"loss": rank + reg + contrast, "bpr": rank, "reg": reg, "contrast": contrast}
 
     def describe(self) -> dict[str, object]:
-        return {"modalities": list(self.modalities),
-                "train_raw_features": self.config.train_raw_features,
-                "graph_refresh": "first training batch of each epoch (with gradient), and before each evaluation"}
+        return {
+            "modalities": list(self.modalities),
+            "train_raw_features": self.config.train_raw_features,
+            "graph_refresh": "first training batch of each epoch (with gradient), and before each evaluation",
+        }

@@ -61,6 +61,7 @@ Decisions and deviations (the reference code ``zxy-ml84/MMGCL`` is a hint, not g
   0.1 / 1.0: 0.079, 0.01 / 0.2: 0.070, lambda 0: 0.069. 0.1 / 0.5 is the best on the real set
   where the contrast still carries weight. ``grid`` spans both choices.
 """
+
 from __future__ import annotations
 
 import math
@@ -86,8 +87,7 @@ from .slmrec import in_batch_ce
 def training_edge_list(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows, columns (CSR order) of the (U+I)-node bipartite adjacency of ``train`` and, for each
     entry, the id (0..E-1, the position in ``train``'s CSR) of its undirected edge."""
-    ids = sp.csr_matrix((np.arange(1, train.nnz + 1, dtype=np.int64), train.indices, train.indptr),
-                        shape=train.shape)
+    ids = sp.csr_matrix((np.arange(1, train.nnz + 1, dtype=np.int64), train.indices, train.indptr), shape=train.shape)
     full = sp.bmat([[None, ids], [ids.T, None]], format="csr")
     full.sort_indices()
     rows = np.repeat(np.arange(full.shape[0]), np.diff(full.indptr))
@@ -103,13 +103,13 @@ class MMGCL(DotProductRecommender):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64                  # embedding size of every branch
-        n_layers: int = 3              # LightGCN layers per branch
-        ssl_alpha: float = 0.1         # lambda, weight of the contrastive loss (reference config 0.4, see docstring)
-        ssl_temp: float = 0.5          # tau, temperature of the contrastive loss (reference config 0.2)
-        edge_drop: float = 0.05        # rho, fraction of edges dropped in each branch's view-1 graph
-        mask_probs: tuple = ()         # modality-masking probabilities over sorted modality codes; () = uniform
-        hard_negatives: bool = True    # add the modality-swapped hard negatives to the denominator
+        dim: int = 64  # embedding size of every branch
+        n_layers: int = 3  # LightGCN layers per branch
+        ssl_alpha: float = 0.1  # lambda, weight of the contrastive loss (reference config 0.4, see docstring)
+        ssl_temp: float = 0.5  # tau, temperature of the contrastive loss (reference config 0.2)
+        edge_drop: float = 0.05  # rho, fraction of edges dropped in each branch's view-1 graph
+        mask_probs: tuple = ()  # modality-masking probabilities over sorted modality codes; () = uniform
+        hard_negatives: bool = True  # add the modality-swapped hard negatives to the denominator
 
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config)
@@ -119,10 +119,11 @@ class MMGCL(DotProductRecommender):
         self.modalities = data.modalities
         probs = list(config.mask_probs) or [1.0] * len(self.modalities)
         if len(probs) != len(self.modalities) or min(probs) < 0 or sum(probs) <= 0:
-            raise ValueError(f"mmgcl: mask_probs {list(config.mask_probs)} must hold one non-negative "
-                             f"weight per modality of {list(self.modalities)}")
-        self.register_buffer("mask_p", torch.tensor(probs, dtype=torch.float32) / sum(probs),
-                             persistent=False)
+            raise ValueError(
+                f"mmgcl: mask_probs {list(config.mask_probs)} must hold one non-negative "
+                f"weight per modality of {list(self.modalities)}"
+            )
+        self.register_buffer("mask_p", torch.tensor(probs, dtype=torch.float32) / sum(probs), persistent=False)
         self.user, self.item = id_embeddings(data.n_users, data.n_items, d)
         self.dense = modal_projections(self, data, d)
         width = (1 + len(self.modalities)) * d
@@ -154,8 +155,7 @@ class MMGCL(DotProductRecommender):
         d = torch.where(d > 0, d.clamp_min(1.0).rsqrt(), torch.zeros_like(d))
         crow = torch.zeros(self.n_nodes + 1, dtype=torch.int32, device=dev)
         crow[1:] = torch.cumsum(counts, 0)
-        return torch.sparse_csr_tensor(crow, c, d[r] * d[c], (self.n_nodes, self.n_nodes),
-                                       check_invariants=False)
+        return torch.sparse_csr_tensor(crow, c, d[r] * d[c], (self.n_nodes, self.n_nodes), check_invariants=False)
 
     # ----- encoder ----------------------------------------------------------------------
     def item_inputs(self) -> list[Tensor]:
@@ -164,7 +164,7 @@ class MMGCL(DotProductRecommender):
     def propagate(self, adj: SparseOperator, items: Tensor) -> tuple[Tensor, Tensor]:
         # the layer mean as one operator: fused multiply-adds, backward A (...) again (symmetric)
         out = propagate(adj, torch.cat([self.user.weight, items]), self.config.n_layers)
-        return out[: self.n_users], out[self.n_users:]
+        return out[: self.n_users], out[self.n_users :]
 
     def readout(self, user_parts: list[Tensor], item_parts: list[Tensor]) -> tuple[Tensor, Tensor]:
         return self.read_user(torch.cat(user_parts, dim=1)), self.read_item(torch.cat(item_parts, dim=1))
@@ -216,5 +216,4 @@ class MMGCL(DotProductRecommender):
         return {"loss": rank + self.config.ssl_alpha * ssl, "bpr": rank, "ssl_user": ssl_u, "ssl_item": ssl_i}
 
     def describe(self) -> dict[str, object]:
-        return {"modalities": list(self.modalities),
-                "mask_probs": dict(zip(self.modalities, self.mask_p.tolist()))}
+        return {"modalities": list(self.modalities), "mask_probs": dict(zip(self.modalities, self.mask_p.tolist()))}

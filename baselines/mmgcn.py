@@ -43,6 +43,7 @@ Decisions and deviations (see docs/baselines.md section 3):
   torch's default Linear init. No bias in W_l.
 - Training items are masked to -inf by the shared evaluator (the reference's 1e-5 is a bug).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class _UnitRowsCat(torch.autograd.Function):
         y, inv, above = ctx.saved_tensors
         dot = torch.linalg.vecdot(g, y, dim=1).unsqueeze(1).mul_(above)
         dx = torch.addcmul(g, y, dot, value=-1.0).mul_(inv)
-        return dx[: ctx.n_a], dx[ctx.n_a:]
+        return dx[: ctx.n_a], dx[ctx.n_a :]
 
 
 _EPS = 1e-12  # F.normalize's default floor on the row norm
@@ -91,8 +92,9 @@ def int32_csr(a: Tensor) -> Tensor:
     half the cost of a 64-wide product. (Belongs in `benchmark.graphs.to_torch_csr`.)"""
     if a.crow_indices().dtype == torch.int32:
         return a
-    return torch.sparse_csr_tensor(a.crow_indices().to(torch.int32), a.col_indices().to(torch.int32),
-                                   a.values(), a.shape, check_invariants=False)
+    return torch.sparse_csr_tensor(
+        a.crow_indices().to(torch.int32), a.col_indices().to(torch.int32), a.values(), a.shape, check_invariants=False
+    )
 
 
 def int32_operator(op: SparseOperator) -> SparseOperator:
@@ -118,16 +120,15 @@ def concat_linear(lin: nn.Linear, h: Tensor, x: Tensor) -> Tensor:
 class _ModalityGCN(nn.Module):
     """The L-layer graph network of one modality (preference table, projection, layers)."""
 
-    def __init__(self, n_users: int, feat_dim: int, dim: int, dim_latent: int | None,
-                 n_layers: int, frozen: bool) -> None:
+    def __init__(
+        self, n_users: int, feat_dim: int, dim: int, dim_latent: int | None, n_layers: int, frozen: bool
+    ) -> None:
         super().__init__()
         d_in = dim_latent or feat_dim
         self.proj = nn.Linear(feat_dim, dim_latent) if dim_latent else None
-        self.preference = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_users, d_in)),
-                                       requires_grad=not frozen)
+        self.preference = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_users, d_in)), requires_grad=not frozen)
         widths = [d_in] + [dim] * (n_layers - 1)
-        self.conv = nn.ParameterList(
-            nn.Parameter(nn.init.xavier_normal_(torch.empty(w, w))) for w in widths)
+        self.conv = nn.ParameterList(nn.Parameter(nn.init.xavier_normal_(torch.empty(w, w))) for w in widths)
         self.lin = nn.ModuleList(nn.Linear(w, dim) for w in widths)
         self.comb = nn.ModuleList(nn.Linear(w + dim, dim) for w in widths)
         for lin in self.lin:
@@ -165,11 +166,11 @@ class MMGCN(DotProductRecommender):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64              # ID embedding and output size
-        dim_latent: int = 256      # visual projected to this; other modalities only if wider
-        n_layers: int = 3          # graph layers per modality (reference hard-codes 3)
-        reg_weight: float = 0.1    # weight of the mean-of-squares regulariser (MovieLens: 1e-4)
-        frozen_id: bool = False    # True: ID and preference tables stay at init (published code)
+        dim: int = 64  # ID embedding and output size
+        dim_latent: int = 256  # visual projected to this; other modalities only if wider
+        n_layers: int = 3  # graph layers per modality (reference hard-codes 3)
+        reg_weight: float = 0.1  # weight of the mean-of-squares regulariser (MovieLens: 1e-4)
+        frozen_id: bool = False  # True: ID and preference tables stay at init (published code)
 
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config)
@@ -178,7 +179,8 @@ class MMGCN(DotProductRecommender):
         self.modalities = data.modalities
         self.id_embedding = nn.Parameter(
             nn.init.xavier_normal_(torch.empty(data.n_users + data.n_items, config.dim)),
-            requires_grad=not config.frozen_id)
+            requires_grad=not config.frozen_id,
+        )
         self.gcn = nn.ModuleDict()
         self.input_dims: dict[str, int] = {}
         for m in self.modalities:
@@ -186,20 +188,18 @@ class MMGCN(DotProductRecommender):
             latent = config.dim_latent if (m == "v" or x.shape[1] > config.dim_latent) else None
             self.input_dims[m] = latent or x.shape[1]
             self.register_buffer(f"feat_{m}", x, persistent=False)
-            self.gcn[m] = _ModalityGCN(data.n_users, x.shape[1], config.dim, latent,
-                                       config.n_layers, config.frozen_id)
+            self.gcn[m] = _ModalityGCN(data.n_users, x.shape[1], config.dim, latent, config.n_layers, config.frozen_id)
         # D^-1 A: the mean over each node's neighbours, as one sparse product
         self.adj = int32_operator(adjacency_operator(data.train, kind="row"))
 
     def nodes(self, rows: Tensor | None = None) -> Tensor:
         """The final (U+I) x d' node table, or its rows ``rows``."""
-        out = [self.gcn[m](self.adj, getattr(self, f"feat_{m}"), self.id_embedding, rows)
-               for m in self.modalities]
+        out = [self.gcn[m](self.adj, getattr(self, f"feat_{m}"), self.id_embedding, rows) for m in self.modalities]
         return out[0] if len(out) == 1 else torch.stack(out).mean(0)
 
     def forward(self) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         z = self.nodes()
-        return z[: self.n_users], z[self.n_users:]
+        return z[: self.n_users], z[self.n_users :]
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         # only the batch's rows of the final layer: users, positives, negatives
@@ -215,5 +215,8 @@ class MMGCN(DotProductRecommender):
         return {"loss": rank + reg, "bpr": rank, "reg": reg}
 
     def describe(self) -> dict[str, object]:
-        return {"modalities": list(self.modalities), "input_dims": dict(self.input_dims),
-                "frozen_id": self.config.frozen_id}
+        return {
+            "modalities": list(self.modalities),
+            "input_dims": dict(self.input_dims),
+            "frozen_id": self.config.frozen_id,
+        }

@@ -46,6 +46,7 @@ Decisions and deviations:
   go through one fused operator, `in_batch_ce`. Same maths as the plain layer loop and
   ``F.cross_entropy``: tests/test_slmrec.py checks the loss and every gradient against it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     """`benchmark.losses.info_nce` (in-batch InfoNCE of L2-normalised rows) through `in_batch_ce`."""
     return in_batch_ce(F.normalize(a, dim=-1), F.normalize(b, dim=-1), temperature)
 
+
 # the source's fine-to-coarse order of the modalities in the FAC chain
 FAC_ORDER = ("v", "a", "t")
 SSL_TASKS = ("fac", "fd", "fm")
@@ -132,13 +134,13 @@ class SLMRec(DotProductRecommender):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64              # embedding size of every branch
-        n_layers: int = 3          # LightGCN layers per branch
-        temp: float = 0.2          # temperature of the main in-batch InfoNCE
-        ssl_task: str = "fac"      # self-supervised task: fac (fine and coarse), fd (feature dropout), fm (feature masking)
-        ssl_alpha: float = 0.1     # weight of the self-supervised loss
-        ssl_temp: float = 0.2      # temperature of the self-supervised InfoNCE
-        dropout: float = 0.3       # feature dropout rate of the fd task
+        dim: int = 64  # embedding size of every branch
+        n_layers: int = 3  # LightGCN layers per branch
+        temp: float = 0.2  # temperature of the main in-batch InfoNCE
+        ssl_task: str = "fac"  # self-supervised task: fac (fine and coarse), fd (feature dropout), fm (feature masking)
+        ssl_alpha: float = 0.1  # weight of the self-supervised loss
+        ssl_temp: float = 0.2  # temperature of the self-supervised InfoNCE
+        dropout: float = 0.3  # feature dropout rate of the fd task
 
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config)
@@ -182,7 +184,7 @@ class SLMRec(DotProductRecommender):
             out = out / (self.config.n_layers + 1)
         else:  # the layer mean as one operator (fused multiply-adds, no per-layer tensors kept)
             out = propagate(self.adj, h, self.config.n_layers)
-        return out[: self.n_users], out[self.n_users:]
+        return out[: self.n_users], out[self.n_users :]
 
     def branches(self, dropout: float = 0.0, masked: int | None = None) -> list[tuple[Tensor, Tensor]]:
         """(users, items) of each branch; ``masked`` zeroes that branch's item input (fm)."""
@@ -192,8 +194,10 @@ class SLMRec(DotProductRecommender):
         return [self.propagate(x, dropout) for x in inputs]
 
     def fuse(self, branches: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-        return (self.fuse_user(torch.cat([u for u, _ in branches], dim=1)),
-                self.fuse_item(torch.cat([i for _, i in branches], dim=1)))
+        return (
+            self.fuse_user(torch.cat([u for u, _ in branches], dim=1)),
+            self.fuse_item(torch.cat([i for _, i in branches], dim=1)),
+        )
 
     def forward(self) -> tuple[Tensor, Tensor]:
         return self.fuse(self.branches())
@@ -231,5 +235,8 @@ class SLMRec(DotProductRecommender):
         return {"loss": main + cfg.ssl_alpha * ssl, "infonce": main, "ssl": ssl}
 
     def describe(self) -> dict[str, object]:
-        return {"modalities": list(self.modalities), "ssl_task": self.config.ssl_task,
-                "fac_steps": ["id"] + self.fac_steps if self.config.ssl_task == "fac" else []}
+        return {
+            "modalities": list(self.modalities),
+            "ssl_task": self.config.ssl_task,
+            "fac_steps": ["id"] + self.fac_steps if self.config.ssl_task == "fac" else [],
+        }

@@ -8,6 +8,7 @@ Deviations from the original paper, following MMRec: no global / user / item / v
 and ``f_i`` concatenates every modality the dataset has (Amazon: text and visual; TikTok: visual
 and acoustic) instead of the image feature alone. Xavier-uniform ID tables, xavier-normal W.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ class VBPR(Recommender):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64              # size of each half (ID part, content part)
-        reg_weight: float = 1e-4   # EmbLoss weight on the final batch vectors (MMRec grid 2.0 .. 1e-5)
+        dim: int = 64  # size of each half (ID part, content part)
+        reg_weight: float = 1e-4  # EmbLoss weight on the final batch vectors (MMRec grid 2.0 .. 1e-5)
 
     def __init__(self, data: Dataset, config: Config) -> None:
         super().__init__(data, config)

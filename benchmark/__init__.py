@@ -1,5 +1,6 @@
 """The platform of the MMIL benchmark suite: data, graphs, the model contract, the shared
 trainer, the full-ranking evaluator, run records, experiments and reports."""
+
 from .allocator import keep_freed_memory
 
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ development machine, with ``MMIL_BENCH_MALLOC=system`` and then without: LightGC
 -> 7.1 s, peak RSS of the Clothing run 799 MB -> 879 MB. (Thresholds of 1 GiB, tried while
 choosing these, were a little faster still but let fragmentation lift that peak to 2.3 GB.)
 """
+
 from __future__ import annotations
 
 import ctypes

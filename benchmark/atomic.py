@@ -1,5 +1,6 @@
 """Writing a text file so that a reader never sees half of it: a temporary file beside it,
 named by the writing process, then an atomic rename."""
+
 from __future__ import annotations
 
 import os

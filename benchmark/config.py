@@ -1,9 +1,11 @@
 """Dataclass configs that refuse unknown keys, and the training config every run shares."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -41,14 +43,14 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 class TrainConfig:
     """The shared training loop's settings; a model may change the defaults (``train_defaults``)."""
 
-    lr: float = 1e-3               # Adam learning rate
-    weight_decay: float = 0.0      # Adam weight decay (0 except SLMRec / MMGCL)
-    batch_size: int = 2048         # training pairs per step
-    n_negatives: int = 1           # uniform negatives per positive
-    max_epochs: int = 300          # cap on training epochs
-    min_epochs: int = 0            # no early stop before this many epochs
-    eval_every: int = 1            # validate every this many epochs
-    patience: int = 20             # validations without improvement before stopping
-    metric: str = "recall@20"      # validation metric for early stopping
-    lr_decay: float = 1.0          # lr multiplied by lr_decay ** (epoch / 50) (LATTICE/MICRO: 0.96)
-    eval_batch_users: int = 1024   # users per full-ranking batch
+    lr: float = 1e-3  # Adam learning rate
+    weight_decay: float = 0.0  # Adam weight decay (0 except SLMRec / MMGCL)
+    batch_size: int = 2048  # training pairs per step
+    n_negatives: int = 1  # uniform negatives per positive
+    max_epochs: int = 300  # cap on training epochs
+    min_epochs: int = 0  # no early stop before this many epochs
+    eval_every: int = 1  # validate every this many epochs
+    patience: int = 20  # validations without improvement before stopping
+    metric: str = "recall@20"  # validation metric for early stopping
+    lr_decay: float = 1.0  # lr multiplied by lr_decay ** (epoch / 50) (LATTICE/MICRO: 0.96)
+    eval_batch_users: int = 1024  # users per full-ranking batch

@@ -8,6 +8,7 @@ a kernel that differs, shows up here), then time one training epoch and one full
 over the validation users on the device, and report the peak device memory. Every row goes to
 ``--out`` (JSON) as soon as it is measured, so a check cut short by a time limit keeps its rows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,8 @@ from .config import TrainConfig, build_config
 from .data import load_dataset
 from .evaluator import evaluate
 from .registry import get_model, model_names
-from .trainer import make_optimizer, peak_memory_mb, resolve_device, run_epoch, seed_everything
 from .sampling import interaction_keys
+from .trainer import make_optimizer, peak_memory_mb, resolve_device, run_epoch, seed_everything
 
 PARITY_USERS = 256
 
@@ -61,10 +62,17 @@ def check_one(model_name: str, dataset: str, root: Path | None, device: torch.de
     _sync(device)
     epoch_s = time.perf_counter() - t0
     val = evaluate(model, data, "valid", batch_users=cfg.eval_batch_users)
-    return {"model": model_name, "dataset": dataset, "device": str(device),
-            "score_parity_rel": parity, "loss_finite": bool(np.isfinite(terms["loss"])),
-            "epoch_s": epoch_s, "eval_s": val.seconds, "valid_recall@20": val.mean["recall@20"],
-            "peak_memory_mb": peak_memory_mb(device)}
+    return {
+        "model": model_name,
+        "dataset": dataset,
+        "device": str(device),
+        "score_parity_rel": parity,
+        "loss_finite": bool(np.isfinite(terms["loss"])),
+        "epoch_s": epoch_s,
+        "eval_s": val.seconds,
+        "valid_recall@20": val.mean["recall@20"],
+        "peak_memory_mb": peak_memory_mb(device),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             if args.out:
                 args.out.write_text(json.dumps(rows, indent=1))
-            shown = row.get("error") or (f"parity {row['score_parity_rel']:.1e}  epoch {row['epoch_s']:.2f}s  "
-                                          f"eval {row['eval_s']:.2f}s  peak {row['peak_memory_mb']:.0f} MB")
+            shown = row.get("error") or (
+                f"parity {row['score_parity_rel']:.1e}  epoch {row['epoch_s']:.2f}s  "
+                f"eval {row['eval_s']:.2f}s  peak {row['peak_memory_mb']:.0f} MB"
+            )
             print(f"[{len(rows)}/{total}] {d}/{m} on {device}: {'ok' if ok else 'FAILED'}  {shown}", flush=True)
     if failed:
         print(f"failed: {' '.join(failed)}", file=sys.stderr)

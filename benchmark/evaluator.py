@@ -8,6 +8,7 @@ lands (``python -m benchmark.speed`` times the full-ranking pass). Ties are brok
 against the target (a tied item counts as ranked ahead), so a model that scores every item alike
 gets no hits rather than lucky ones; a NaN score ranks last.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,7 +27,7 @@ from .model import Recommender
 class EvalResult:
     split: str
     mean: dict[str, float]
-    users: np.ndarray                               # users evaluated (those with targets), sorted
+    users: np.ndarray  # users evaluated (those with targets), sorted
     per_user: dict[str, np.ndarray] = field(repr=False)
     seconds: float = 0.0
     mask_valid: bool = False
@@ -54,7 +55,7 @@ def target_ranks(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -
     for j in range(int(slot.max()) + 1 if n else 0):
         sel = torch.nonzero(slot == j).squeeze(1)
         r = rows[sel]
-        block = scores if len(r) == scores.shape[0] else scores[r]   # slot 0 usually covers every row
+        block = scores if len(r) == scores.shape[0] else scores[r]  # slot 0 usually covers every row
         ahead = (block >= target[sel, None]).view(torch.uint8).sum(1, dtype=torch.int32)
         ranks[sel] = ahead.long() - 1
     ranks[torch.isnan(target)] = scores.shape[1]
@@ -62,8 +63,14 @@ def target_ranks(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -
 
 
 @torch.no_grad()
-def evaluate(model: Recommender, data: Dataset, split: str = "valid", mask_valid: bool = False,
-             ks: tuple[int, ...] = KS, batch_users: int = 1024) -> EvalResult:
+def evaluate(
+    model: Recommender,
+    data: Dataset,
+    split: str = "valid",
+    mask_valid: bool = False,
+    ks: tuple[int, ...] = KS,
+    batch_users: int = 1024,
+) -> EvalResult:
     """Rank all items for each user who has ``split`` items; metrics at ``ks``.
 
     At ``split="test"`` training items are masked, and valid items too when ``mask_valid``.
@@ -83,16 +90,15 @@ def evaluate(model: Recommender, data: Dataset, split: str = "valid", mask_valid
     k_max = max(ks)
     parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(users), batch_users):
-        u = users[start:start + batch_users]
+        u = users[start : start + batch_users]
         scores = model.score(torch.from_numpy(u).to(device)).float()
         r, c = _batch_pairs(mask, u, device)
         scores[r, c] = -torch.inf
         r, c = _batch_pairs(target, u, device)
         ranks = target_ranks(scores, r, c)
         keep = ranks < k_max
-        hits = torch.zeros(len(u), k_max, device=device)     # hits per rank (2 where targets tie)
-        hits.index_put_((r[keep], ranks[keep]), torch.ones((), device=device).expand(int(keep.sum())),
-                        accumulate=True)
+        hits = torch.zeros(len(u), k_max, device=device)  # hits per rank (2 where targets tie)
+        hits.index_put_((r[keep], ranks[keep]), torch.ones((), device=device).expand(int(keep.sum())), accumulate=True)
         n_rel = torch.from_numpy(n_targets[u]).to(device)
         for name, v in topk_metrics(hits, n_rel, ks).items():
             parts.setdefault(name, []).append(v.cpu())

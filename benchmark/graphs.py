@@ -9,13 +9,15 @@ of a CSR product rebuilds the transpose at every call, which made a LightGCN ste
 ``LGConv`` (scatter over an ``edge_index``) was slower still. ``python -m benchmark.speed`` times
 the variants and prints the figures.
 """
+
 from __future__ import annotations
 
 import functools
 import hashlib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,9 +33,13 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 def to_torch_csr(m: sp.spmatrix) -> Tensor:
     m = sp.csr_matrix(m, dtype=np.float32)
     m.sort_indices()
-    return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
-                                   torch.from_numpy(m.indices.astype(np.int64)),
-                                   torch.from_numpy(m.data), size=m.shape, check_invariants=False)
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(m.indptr.astype(np.int64)),
+        torch.from_numpy(m.indices.astype(np.int64)),
+        torch.from_numpy(m.data),
+        size=m.shape,
+        check_invariants=False,
+    )
 
 
 def bipartite(train: sp.csr_matrix) -> sp.csr_matrix:
@@ -48,7 +54,7 @@ def normalise(a: sp.spmatrix, kind: str = "sym", eps: float = 0.0) -> sp.csr_mat
     deg = np.asarray(a.sum(axis=1)).ravel() + eps
     with np.errstate(divide="ignore"):
         if kind == "sym":
-            d = np.where(deg > 0, deg ** -0.5, 0.0).astype(np.float32)
+            d = np.where(deg > 0, deg**-0.5, 0.0).astype(np.float32)
             return sp.csr_matrix(sp.diags(d) @ a @ sp.diags(d))
         if kind == "row":
             d = np.where(deg > 0, 1.0 / deg, 0.0).astype(np.float32)
@@ -77,12 +83,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 def sparse_forward(forward: F) -> F:
     """For the ``forward`` of a sparse autograd Function: floating inputs in float32 and autocast
     off inside (see `fp32`); autograd casts the gradients back to the inputs' dtypes."""
+
     @functools.wraps(forward)
     def wrapper(ctx: Any, *args: Any) -> Any:
         args = tuple(fp32(a) if isinstance(a, Tensor) and a.is_floating_point() else a for a in args)
         device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
         with torch.autocast(device, enabled=False):
             return forward(ctx, *args)
+
     return wrapper  # type: ignore[return-value]
 
 
@@ -183,7 +191,7 @@ class _LayerMean(torch.autograd.Function):
         return None, None, _horner(ctx.a_t, grad, ctx.n_layers), None
 
 
-def propagate(adj: "SparseOperator | Tensor", x: Tensor, n_layers: int) -> Tensor:
+def propagate(adj: SparseOperator | Tensor, x: Tensor, n_layers: int) -> Tensor:
     """LightGCN's layer mean: mean of x, Ax, ..., A^L x."""
     if isinstance(adj, SparseOperator):
         return _LayerMean.apply(adj.a, adj.a if adj.symmetric else adj.a_t, x, n_layers)
@@ -207,7 +215,7 @@ def knn_graph(x: Tensor, k: int, block: int = 2048, include_self: bool = True) -
     xn = torch.nn.functional.normalize(x, dim=1)
     rows, cols, vals = [], [], []
     for start in range(0, n, block):
-        sim = xn[start:start + block] @ xn.T
+        sim = xn[start : start + block] @ xn.T
         if not include_self:
             idx = torch.arange(start, min(start + block, n), device=x.device)
             sim = sim.index_put((idx - start, idx), torch.tensor(-torch.inf, device=x.device))

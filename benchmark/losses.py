@@ -1,4 +1,5 @@
 """Loss pieces the models share; each regulariser keeps the form of the model's source."""
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ For a user with relevant set T and ranked list r_1..r_K:
 - NDCG@K = DCG / IDCG, DCG = sum_{j<=K, r_j in T} 1 / log2(j + 1), IDCG = sum_{j<=min(|T|,K)} 1 / log2(j + 1)
   (the standard IDCG, over min(|T|, K) ranks, as MMRec; not LATTICE's hits-only IDCG).
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ A model is built from the `Dataset` and its `Config` (a dataclass whose every fi
 and a one-line comment). It receives tensors and graphs from `benchmark`, never reads files, and
 keeps every model-specific trick inside its own class.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class Batch:
     pos: Tensor
     neg: Tensor
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         return Batch(self.users.to(device), self.pos.to(device), self.neg.to(device))
 
 
@@ -53,8 +54,10 @@ class Recommender(nn.Module):
     def __init__(self, data: Dataset, config: Any) -> None:
         super().__init__()
         if self.requires_features and not data.features:
-            raise DataError(data.name, f"model {self.name!r} needs item features (visual, text or "
-                                       f"acoustic) and this dataset has none")
+            raise DataError(
+                data.name,
+                f"model {self.name!r} needs item features (visual, text or acoustic) and this dataset has none",
+            )
         self.n_users = data.n_users
         self.n_items = data.n_items
         self.config = config
@@ -81,7 +84,7 @@ class Recommender(nn.Module):
         """`scoring_state` as prepared for this evaluation; computed afresh outside one."""
         return self._score_cache if self._score_cache is not None else self.scoring_state()
 
-    def train(self, mode: bool = True) -> "Recommender":
+    def train(self, mode: bool = True) -> Recommender:
         self._score_cache = None
         return super().train(mode)
 
@@ -119,5 +122,3 @@ def id_embeddings(n_users: int, n_items: int, dim: int) -> tuple[nn.Embedding, n
     nn.init.xavier_uniform_(user.weight)
     nn.init.xavier_uniform_(item.weight)
     return user, item
-
-

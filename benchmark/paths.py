@@ -1,4 +1,5 @@
 """Where outputs go: resolved from the repository root (or $MMIL_BENCH_HOME), never the cwd."""
+
 from __future__ import annotations
 
 import os

@@ -4,11 +4,13 @@ The packages whose import registers models are found through the ``mmil_bench.mo
 point group (this project's ``pyproject.toml`` declares ``baselines`` and ``mmil``); a package of
 one's own joins by declaring its own entry point, or by calling `add_model_package`.
 """
+
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from .model import Recommender
 
@@ -31,6 +33,7 @@ def register(name: str) -> Callable[[M], M]:
         cls.name = name
         _MODELS[name] = cls
         return cls
+
     return deco
 
 

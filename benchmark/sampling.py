@@ -1,4 +1,5 @@
 """Uniform negative sampling, vectorised: no loop over users or interactions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,9 @@ def interaction_keys(m: sp.csr_matrix) -> np.ndarray:
     return np.sort(users * m.shape[1] + m.indices.astype(np.int64))
 
 
-def sample_negatives(users: np.ndarray, train_keys: np.ndarray, n_items: int, n_neg: int,
-                     rng: np.random.Generator, max_rounds: int = 100) -> np.ndarray:
+def sample_negatives(
+    users: np.ndarray, train_keys: np.ndarray, n_items: int, n_neg: int, rng: np.random.Generator, max_rounds: int = 100
+) -> np.ndarray:
     """For each user, ``n_neg`` items drawn uniformly among those it did not train on.
 
     Draws all at once, then redraws only the collisions (found by binary search in the sorted

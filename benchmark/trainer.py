@@ -5,6 +5,7 @@ Per epoch: every training pair once in a fresh order, uniform negatives, Adam st
 after ``patience`` validations without improvement (never before ``min_epochs``), the best
 state is restored, and the test split is evaluated exactly once, at the end.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,9 +14,9 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ class TrainResult:
     eval_seconds: float
     peak_memory_mb: float
     resumed: int = 0
-    seconds_before_resume: float = 0.0   # training and evaluation time restored from a checkpoint
+    seconds_before_resume: float = 0.0  # training and evaluation time restored from a checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -82,8 +83,15 @@ def make_optimizer(model: Recommender, cfg: TrainConfig) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
 
-def run_epoch(model: Recommender, data: Dataset, opt: torch.optim.Optimizer, cfg: TrainConfig,
-              keys: np.ndarray, rng: np.random.Generator, precision: str = "fp32") -> dict[str, float]:
+def run_epoch(
+    model: Recommender,
+    data: Dataset,
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    keys: np.ndarray,
+    rng: np.random.Generator,
+    precision: str = "fp32",
+) -> dict[str, float]:
     """One pass over every training pair (fresh order, fresh negatives); mean of each loss term.
     ``precision="bf16"`` runs the loss and its backward under autocast (AMX on this CPU)."""
     device = model.device
@@ -95,9 +103,11 @@ def run_epoch(model: Recommender, data: Dataset, opt: torch.optim.Optimizer, cfg
     n_batches = 0
     bf16 = precision == "bf16"
     for s in range(0, len(users), cfg.batch_size):
-        batch = Batch(torch.from_numpy(users[s:s + cfg.batch_size]),
-                      torch.from_numpy(pos[s:s + cfg.batch_size]),
-                      torch.from_numpy(neg[s:s + cfg.batch_size])).to(device)
+        batch = Batch(
+            torch.from_numpy(users[s : s + cfg.batch_size]),
+            torch.from_numpy(pos[s : s + cfg.batch_size]),
+            torch.from_numpy(neg[s : s + cfg.batch_size]),
+        ).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             terms = model.loss(batch)
         opt.zero_grad(set_to_none=True)
@@ -126,23 +136,35 @@ class _Progress:
     resumed: int = 0
 
 
-def save_checkpoint(path: Path, model: Recommender, opt: torch.optim.Optimizer, sched: object,
-                    rng: np.random.Generator, progress: _Progress) -> None:
+def save_checkpoint(
+    path: Path,
+    model: Recommender,
+    opt: torch.optim.Optimizer,
+    sched: object,
+    rng: np.random.Generator,
+    progress: _Progress,
+) -> None:
     """The run's full state after an epoch, written atomically (a kill during the write leaves
     the previous checkpoint)."""
-    state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),  # type: ignore[attr-defined]
-             "rng": rng.bit_generator.state, "np_global": np.random.get_state(),
-             "torch": torch.get_rng_state(),
-             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-             "progress": progress.__dict__}
+    state = {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),  # type: ignore[attr-defined]
+        "rng": rng.bit_generator.state,
+        "np_global": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "progress": progress.__dict__,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, model: Recommender, opt: torch.optim.Optimizer, sched: object,
-                    rng: np.random.Generator) -> _Progress:
+def load_checkpoint(
+    path: Path, model: Recommender, opt: torch.optim.Optimizer, sched: object, rng: np.random.Generator
+) -> _Progress:
     state = torch.load(path, map_location=model.device, weights_only=False)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
@@ -157,10 +179,18 @@ def load_checkpoint(path: Path, model: Recommender, opt: torch.optim.Optimizer, 
     return progress
 
 
-def train(model: Recommender, data: Dataset, cfg: TrainConfig, seed: int,
-          mask_valid_at_test: bool = False, log: Log | None = stderr_log, label: str = "",
-          precision: str = "fp32", checkpoint: Path | None = None,
-          checkpoint_seconds: float = 300.0) -> TrainResult:
+def train(
+    model: Recommender,
+    data: Dataset,
+    cfg: TrainConfig,
+    seed: int,
+    mask_valid_at_test: bool = False,
+    log: Log | None = stderr_log,
+    label: str = "",
+    precision: str = "fp32",
+    checkpoint: Path | None = None,
+    checkpoint_seconds: float = 300.0,
+) -> TrainResult:
     """Train to early stop, restore the best state, test once.
 
     With ``checkpoint``, the full state (weights, optimiser, scheduler, every random generator,
@@ -209,14 +239,20 @@ def train(model: Recommender, data: Dataset, cfg: TrainConfig, seed: int,
                 p.bad += 1
             if log:
                 per = (time.perf_counter() - t_start) / epoch
-                log(f"{label} epoch {epoch}/{cfg.max_epochs} loss {row['loss']:.4f} "
+                log(
+                    f"{label} epoch {epoch}/{cfg.max_epochs} loss {row['loss']:.4f} "
                     f"valid {cfg.metric} {current:.4f} (best {p.best_val:.4f} @ {p.best_epoch}) "
-                    f"{per:.2f}s/epoch, at most {per * (cfg.max_epochs - epoch):.0f}s left")
+                    f"{per:.2f}s/epoch, at most {per * (cfg.max_epochs - epoch):.0f}s left"
+                )
             p.stopped_early = p.bad >= cfg.patience and epoch >= cfg.min_epochs
         p.history.append(row)
         p.epoch = epoch
-        if checkpoint is not None and not p.stopped_early and p.epoch < cfg.max_epochs \
-                and time.perf_counter() - last_save >= checkpoint_seconds:
+        if (
+            checkpoint is not None
+            and not p.stopped_early
+            and p.epoch < cfg.max_epochs
+            and time.perf_counter() - last_save >= checkpoint_seconds
+        ):
             save_checkpoint(checkpoint, model, opt, sched, rng, p)
             last_save = time.perf_counter()
 
@@ -225,9 +261,21 @@ def train(model: Recommender, data: Dataset, cfg: TrainConfig, seed: int,
     model.load_state_dict(p.best_state)
     test = evaluate(model, data, "test", mask_valid=mask_valid_at_test, batch_users=cfg.eval_batch_users)
     if log:
-        log(f"{label} done: best epoch {p.best_epoch}, test recall@20 {test.mean['recall@20']:.4f} "
-            f"ndcg@20 {test.mean['ndcg@20']:.4f}")
-    result = TrainResult(p.history, p.best_epoch, p.best_metrics, test, p.epoch, p.stopped_early,
-                         p.train_time / max(p.epoch, 1), p.eval_time, peak_memory_mb(device), resumed=p.resumed,
-                         seconds_before_resume=before)
+        log(
+            f"{label} done: best epoch {p.best_epoch}, test recall@20 {test.mean['recall@20']:.4f} "
+            f"ndcg@20 {test.mean['ndcg@20']:.4f}"
+        )
+    result = TrainResult(
+        p.history,
+        p.best_epoch,
+        p.best_metrics,
+        test,
+        p.epoch,
+        p.stopped_early,
+        p.train_time / max(p.epoch, 1),
+        p.eval_time,
+        peak_memory_mb(device),
+        resumed=p.resumed,
+        seconds_before_resume=before,
+    )
     return result

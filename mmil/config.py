@@ -35,6 +35,7 @@ mmil --grid ...``):
   and 7 against 20 and 24). The synthetic-baby gain does not carry to real features, so
   t_assign stays 0.1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,40 +46,43 @@ from benchmark.config import ConfigError
 
 @dataclass(frozen=True)
 class MMILConfig:
-    dim: int = 64                  # d, embedding size (paper default 64)
-    n_intents: int = 10            # K, intents per user (paper grid 5..100)
-    max_history: int = 50          # L_max, history items per user (most recent / seeded sample)
-    history_seed: int = 0          # seed of the history sample where the data has no timestamps
-    dropout: float = 0.1           # dropout of the modal encoders and the transformer block
+    dim: int = 64  # d, embedding size (paper default 64)
+    n_intents: int = 10  # K, intents per user (paper grid 5..100)
+    max_history: int = 50  # L_max, history items per user (most recent / seeded sample)
+    history_seed: int = 0  # seed of the history sample where the data has no timestamps
+    dropout: float = 0.1  # dropout of the modal encoders and the transformer block
     # intent representation learner (Sec. 4.2)
-    t_assign: float = 0.1          # temperature of the soft assignment (1 or 10 stayed uniform)
-    proto_init: str = "random"     # "random" (xavier) or "kmeans" on the initial f(z_u)
-    kl_mode: str = "marginal"      # "marginal": KL(batch-mean s || uniform); "sample": printed Eq. 16-17
-    orth_form: str = "sq_cos"      # "sq_cos": sum cos(p_m, p_n)^2 (amended); "dot": printed Eq. 6
+    t_assign: float = 0.1  # temperature of the soft assignment (1 or 10 stayed uniform)
+    proto_init: str = "random"  # "random" (xavier) or "kmeans" on the initial f(z_u)
+    kl_mode: str = "marginal"  # "marginal": KL(batch-mean s || uniform); "sample": printed Eq. 16-17
+    orth_form: str = "sq_cos"  # "sq_cos": sum cos(p_m, p_n)^2 (amended); "dot": printed Eq. 6
     # modal-aware intents (Sec. 4.3)
     modality_weights: str = "transformer"  # "transformer" (Eq. 9) or "uniform" (1/|M| each)
-    r_temp: float = 1.0            # temperature of the modality-weight softmax
-    attn_scale: str = "cos"        # "cos": cos / attn_temp (amended); "dot": printed q.k / sqrt(d)
-    attn_temp: float = 0.1         # temperature of the cosine intent-to-history attention
+    r_temp: float = 1.0  # temperature of the modality-weight softmax
+    attn_scale: str = "cos"  # "cos": cos / attn_temp (amended); "dot": printed q.k / sqrt(d)
+    attn_temp: float = 0.1  # temperature of the cosine intent-to-history attention
     # contrastive views (Sec. 4.4)
-    keep_prob: float = 0.8         # Bernoulli keep probability of a history item in a view
-    tau: float = 0.5               # InfoNCE temperature (paper grid 0.005 .. 50)
+    keep_prob: float = 0.8  # Bernoulli keep probability of a history item in a view
+    tau: float = 0.5  # InfoNCE temperature (paper grid 0.005 .. 50)
     # objective (Eq. 18)
-    loss: str = "bce"              # "bce" (Eq. 15; measured better) or "bpr"
-    kl_weight: float = 1.0         # weight of L_kl
-    mu: float = 1e-2               # weight of L_d (paper grid 1e-4 .. 1)
-    theta: float = 1e-2            # weight of L_c
-    gamma: float = 1e-1            # weight of L_cl
-    reg: float = 1e-4              # lambda, L2 on the batch's ID embeddings / batch size
+    loss: str = "bce"  # "bce" (Eq. 15; measured better) or "bpr"
+    kl_weight: float = 1.0  # weight of L_kl
+    mu: float = 1e-2  # weight of L_d (paper grid 1e-4 .. 1)
+    theta: float = 1e-2  # weight of L_c
+    gamma: float = 1e-1  # weight of L_cl
+    reg: float = 1e-4  # lambda, L2 on the batch's ID embeddings / batch size
     # ablation switches (Table 3)
-    use_intents: bool = True       # False = "w/o IL": q_u = f_p(z_u) + e_u, no intent terms
-    modal_aware: bool = True       # False = "w/o MA": one attention over the ID modality, no r_u
+    use_intents: bool = True  # False = "w/o IL": q_u = f_p(z_u) + e_u, no intent terms
+    modal_aware: bool = True  # False = "w/o MA": one attention over the ID modality, no r_u
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "proto_init": ("random", "kmeans"), "kl_mode": ("marginal", "sample"),
-    "orth_form": ("sq_cos", "dot"), "modality_weights": ("transformer", "uniform"),
-    "attn_scale": ("cos", "dot"), "loss": ("bce", "bpr"),
+    "proto_init": ("random", "kmeans"),
+    "kl_mode": ("marginal", "sample"),
+    "orth_form": ("sq_cos", "dot"),
+    "modality_weights": ("transformer", "uniform"),
+    "attn_scale": ("cos", "dot"),
+    "loss": ("bce", "bpr"),
 }
 
 # Table 3: the variant name -> the config overrides that make it.
@@ -91,8 +95,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 # mmil.md 6b: MMIL's validation curve is noisy, so early stopping waits 30 epochs, with patience 20
-TRAIN_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "batch_size": 2048, "min_epochs": 30,
-                                  "patience": 20, "max_epochs": 100}
+TRAIN_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "batch_size": 2048, "min_epochs": 30, "patience": 20, "max_epochs": 100}
 
 
 def check(cfg: MMILConfig) -> None:

@@ -1,13 +1,14 @@
 """The intent representation learner (paper Sec. 4.2), as pinned down in mmil.md section 2.
 
-    f(z) = w ⊙ z,  w = softplus(ŵ)                               (metric map)
-    g(a, b) = ||a - b||²                                          (distance)
-    s_uk = softmax_k(-g(f(z_u), p_k) / t_assign)                  (Eq. 4, soft assignment)
-    L_d = mean_u Σ_k s_uk g(f(z_u), p_k)                          (Eq. 5)
-    L_c = Σ_{m<n} cos(p_m, p_n)²       (amended Eq. 6; "dot": Σ_{m<n} <p_m, p_n> as printed)
-    L_kl = KL(mean_u s_u || U(K))      ("marginal", default)
-         = mean_u Σ_k s_uk log s_uk    ("sample", printed Eq. 16-17 without the constant log K)
+f(z) = w ⊙ z,  w = softplus(ŵ)                               (metric map)
+g(a, b) = ||a - b||²                                          (distance)
+s_uk = softmax_k(-g(f(z_u), p_k) / t_assign)                  (Eq. 4, soft assignment)
+L_d = mean_u Σ_k s_uk g(f(z_u), p_k)                          (Eq. 5)
+L_c = Σ_{m<n} cos(p_m, p_n)²       (amended Eq. 6; "dot": Σ_{m<n} <p_m, p_n> as printed)
+L_kl = KL(mean_u s_u || U(K))      ("marginal", default)
+     = mean_u Σ_k s_uk log s_uk    ("sample", printed Eq. 16-17 without the constant log K)
 """
+
 from __future__ import annotations
 
 import torch
@@ -62,6 +63,7 @@ class IntentLearner(nn.Module):
     def init_kmeans(self, z: Tensor, seed: int) -> None:
         """Set the prototypes to the k-means centroids of f(z) over all users (proto_init=kmeans)."""
         from sklearn.cluster import KMeans
+
         x = self.metric(z).cpu().numpy()
         km = KMeans(n_clusters=self.prototypes.shape[0], n_init=3, random_state=seed).fit(x)
         self.prototypes.copy_(torch.from_numpy(km.cluster_centers_).to(self.prototypes))

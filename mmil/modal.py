@@ -9,6 +9,7 @@
 The attention logits and values depend on the item only, so they are computed once per item per
 step (`MMIL.item_tables`) and shared by the main pass and both contrastive views.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,9 @@ class ModalityWeights(nn.Module):
 
     def __init__(self, n_modalities: int, dim: int, dropout: float, temperature: float) -> None:
         super().__init__()
-        self.block = nn.TransformerEncoderLayer(dim, nhead=2, dim_feedforward=2 * dim, dropout=dropout,
-                                                batch_first=True)
+        self.block = nn.TransformerEncoderLayer(
+            dim, nhead=2, dim_feedforward=2 * dim, dropout=dropout, batch_first=True
+        )
         self.f_r = nn.Linear(n_modalities * dim, n_modalities)
         self.temperature = temperature
 

@@ -20,6 +20,7 @@ Ablations (Table 3) are configurations of this class: ``use_intents=False`` (w/o
 f_p(z_u) + e_u, no intent terms), ``modal_aware=False`` (w/o MA: one attention over E^c_u, no
 r_u), ``theta=0`` (w/o OC), ``gamma=0`` (w/o IC: the contrastive branch is not computed at all).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,22 +53,22 @@ class MMIL(Recommender):
         super().__init__(data, config)
         check(config)
         d = config.dim
-        self.raw = data.modalities                       # raw modality codes present
-        self.modalities = ("c",) + self.raw              # c = the item's ID embedding
+        self.raw = data.modalities  # raw modality codes present
+        self.modalities = ("c",) + self.raw  # c = the item's ID embedding
         hist, lengths = data.histories(config.max_history, config.history_seed)
         self.register_buffer("hist", torch.from_numpy(hist), persistent=False)
         for m in self.raw:
             x = F.normalize(torch.from_numpy(np.array(data.features[m])), dim=1)
             self.register_buffer(f"feat_{m}", x, persistent=False)
         self.user, self.item = id_embeddings(data.n_users, data.n_items, d)
-        self.encoders = nn.ModuleDict({m: ModalEncoder(data.features[m].shape[1], d, config.dropout)
-                                       for m in self.raw})
+        self.encoders = nn.ModuleDict({m: ModalEncoder(data.features[m].shape[1], d, config.dropout) for m in self.raw})
         self.f_p = nn.Sequential(nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d))
         attended = self.modalities if config.modal_aware else ("c",)
         if config.use_intents:
             self.intents = IntentLearner(config.n_intents, d, config.t_assign, config.kl_mode, config.orth_form)
-            self.attention = nn.ModuleDict({m: IntentAttention(d, config.attn_scale, config.attn_temp)
-                                            for m in attended})
+            self.attention = nn.ModuleDict(
+                {m: IntentAttention(d, config.attn_scale, config.attn_temp) for m in attended}
+            )
             if config.modal_aware and config.modality_weights == "transformer" and len(attended) > 1:
                 self.weights = ModalityWeights(len(attended), d, config.dropout, config.r_temp)
         if config.use_intents and config.proto_init == "kmeans":
@@ -98,8 +99,9 @@ class MMIL(Recommender):
         return tables
 
     # ----- user side ---------------------------------------------------------------------
-    def encode(self, users: Tensor, idx: Tensor, mask: Tensor, tables: dict[str, Any],
-               with_h: bool = True, with_q: bool = True) -> dict[str, Tensor]:
+    def encode(
+        self, users: Tensor, idx: Tensor, mask: Tensor, tables: dict[str, Any], with_h: bool = True, with_q: bool = True
+    ) -> dict[str, Tensor]:
         """Run the extractor for users whose history is ``idx`` (B, L) (rows of the item tables)
         with ``mask`` (B, L) True at real items. Returns z, r, and ``with_q`` s, dist, q_u, and
         ``with_h`` the intents H (B, K, d) (the contrastive views need only H).
@@ -120,7 +122,7 @@ class MMIL(Recommender):
         emb = tables["emb"]
         pat = Pattern.from_mask(idx, mask, len(emb["c"]))
         inv_count = 1.0 / pat.count.clamp_min(1).to(e_u.dtype)
-        stacked = tables["stacked"]                                                   # (N, |M| d)
+        stacked = tables["stacked"]  # (N, |M| d)
         means = dict(zip(self.modalities, pat.matmul(inv_count[pat.rows], stacked).split(cfg.dim, dim=1)))
         z = e_u + torch.stack([means[m] for m in self.modalities]).mean(0)
         out = {"z": z}
@@ -136,14 +138,17 @@ class MMIL(Recommender):
         attn = {m: HistorySoftmax(pat, tables["logits"][m]) for m in attended}
         if with_q:
             s, dist = self.intents.assign(z)
-            pooled = sum(pat.matmul(attn[m].contract(s * r[:, i:i + 1]), tables["values"][m])
-                         for i, m in enumerate(attended))                                  # Σ_k s_uk h_uk
+            pooled = sum(
+                pat.matmul(attn[m].contract(s * r[:, i : i + 1]), tables["values"][m]) for i, m in enumerate(attended)
+            )  # Σ_k s_uk h_uk
             out.update(s=s, dist=dist, q=self.f_p(pooled) + e_u)
         if with_h:
             rep = pat.repeat_rows(cfg.n_intents)
             r_at = r[pat.rows]
-            h = sum(rep.matmul(rep.repeated_values(attn[m].weights() * r_at[:, i:i + 1]), tables["values"][m])
-                    for i, m in enumerate(attended))
+            h = sum(
+                rep.matmul(rep.repeated_values(attn[m].weights() * r_at[:, i : i + 1]), tables["values"][m])
+                for i, m in enumerate(attended)
+            )
             out["H"] = h.view(len(users), cfg.n_intents, cfg.dim)
         return out
 
@@ -151,24 +156,33 @@ class MMIL(Recommender):
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         hist = self.hist[batch.users]
-        mask = (hist != self.n_items) & (hist != batch.pos.unsqueeze(1))   # the leakage rule
+        mask = (hist != self.n_items) & (hist != batch.pos.unsqueeze(1))  # the leakage rule
         # every item in play once (the pad id too; its row is masked): tables are per unique item
         uniq, inv = torch.unique(torch.cat([hist.reshape(-1), batch.pos, batch.neg.reshape(-1)]), return_inverse=True)
         tables = self.item_tables(uniq.clamp_max(self.n_items - 1))
         n_h = hist.numel()
         idx = inv[:n_h].view_as(hist)
-        pos_rows, neg_rows = inv[n_h:n_h + len(batch.pos)], inv[n_h + len(batch.pos):].view_as(batch.neg)
+        pos_rows, neg_rows = inv[n_h : n_h + len(batch.pos)], inv[n_h + len(batch.pos) :].view_as(batch.neg)
         enc = self.encode(batch.users, idx, mask, tables, with_h=False)
         q_items = self.item_vectors(tables["emb"])
         y_pos = losses.dot(enc["q"], q_items[pos_rows])
         y_neg = losses.dot(enc["q"], q_items[neg_rows])
         if cfg.loss == "bce":
-            l_p = F.binary_cross_entropy_with_logits(y_pos, torch.ones_like(y_pos)) * 0.5 + \
-                F.binary_cross_entropy_with_logits(y_neg, torch.zeros_like(y_neg)) * 0.5
+            l_p = (
+                F.binary_cross_entropy_with_logits(y_pos, torch.ones_like(y_pos)) * 0.5
+                + F.binary_cross_entropy_with_logits(y_neg, torch.zeros_like(y_neg)) * 0.5
+            )
         else:
             l_p = losses.bpr(y_pos, y_neg)
-        reg = cfg.reg * (self.user(batch.users).pow(2).sum() + tables["emb"]["c"][pos_rows].pow(2).sum()
-                         + tables["emb"]["c"][neg_rows].pow(2).sum()) / len(batch.users)
+        reg = (
+            cfg.reg
+            * (
+                self.user(batch.users).pow(2).sum()
+                + tables["emb"]["c"][pos_rows].pow(2).sum()
+                + tables["emb"]["c"][neg_rows].pow(2).sum()
+            )
+            / len(batch.users)
+        )
         terms = {"l_p": l_p, "reg": reg}
         total = l_p + reg
         if cfg.use_intents:
@@ -212,8 +226,10 @@ class MMIL(Recommender):
 
     def score(self, users: Tensor) -> Tensor:
         state = self.cached_scoring_state()
-        out = [self.user_vectors(users[s:s + SCORE_CHUNK], state["tables"]) @ state["q_items"].T
-               for s in range(0, len(users), SCORE_CHUNK)]
+        out = [
+            self.user_vectors(users[s : s + SCORE_CHUNK], state["tables"]) @ state["q_items"].T
+            for s in range(0, len(users), SCORE_CHUNK)
+        ]
         return torch.cat(out)
 
     # ----- diagnostics -------------------------------------------------------------------
@@ -241,13 +257,20 @@ class MMIL(Recommender):
         nonempty = (hist != self.n_items).any(1)
         s = enc["s"]
         ent = -(s * s.clamp_min(1e-12).log()).sum(1) / (np.log(k) if k > 1 else 1.0)
-        return {"intent_cosine": float(cos[:, off][nonempty].mean()) if k > 1 else 1.0,
-                "assignment_entropy": float(ent.mean())}
+        return {
+            "intent_cosine": float(cos[:, off][nonempty].mean()) if k > 1 else 1.0,
+            "assignment_entropy": float(ent.mean()),
+        }
 
     def describe(self) -> dict[str, Any]:
         c = self.config
-        return {"modalities": list(self.modalities), "loss": c.loss, "kl_mode": c.kl_mode,
-                "attn_scale": c.attn_scale, "variant": variant_of(c)}
+        return {
+            "modalities": list(self.modalities),
+            "loss": c.loss,
+            "kl_mode": c.kl_mode,
+            "attn_scale": c.attn_scale,
+            "variant": variant_of(c),
+        }
 
 
 def variant_of(cfg: MMILConfig) -> str:

@@ -14,6 +14,7 @@ is two more sparse products instead of scatter-adds of (B, L, d) gradients:
 
 This helper is generic; it could live in ``benchmark/graphs.py``.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -51,8 +52,9 @@ class Pattern:
         row b's entries; ``values (nnz, k)`` of this pattern go to it by `repeated_values`."""
         b, dev = self.rows, self.rows.device
         # entry (n, k') of the (nnz, k) layout sits at k*crow[b] + k'*count[b] + (n - crow[b])
-        pos = ((k * self.crow[b] + torch.arange(len(b), device=dev) - self.crow[b]).unsqueeze(1)
-               + torch.arange(k, device=dev) * self.count[b].unsqueeze(1))
+        pos = (k * self.crow[b] + torch.arange(len(b), device=dev) - self.crow[b]).unsqueeze(1) + torch.arange(
+            k, device=dev
+        ) * self.count[b].unsqueeze(1)
         order = torch.empty(len(b) * k, dtype=torch.long, device=dev)
         order[pos.view(-1)] = torch.arange(len(b) * k, device=dev)
         rows = (b.unsqueeze(1) * k + torch.arange(k, device=dev)).view(-1)[order]
@@ -93,8 +95,9 @@ class Pattern:
         return torch.sparse_csr_tensor(self.crow, self.cols, values, self.shape, check_invariants=False)
 
     def csr_t(self, values: Tensor) -> Tensor:
-        return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.perm], self.shape[::-1],
-                                       check_invariants=False)
+        return torch.sparse_csr_tensor(
+            self.crow_t, self.col_t, values[self.perm], self.shape[::-1], check_invariants=False
+        )
 
 
 def _sparse_dtype(*xs: Tensor) -> torch.dtype:

@@ -5,6 +5,7 @@ least one item always stays). For each user and intent k the positive pair is (h
 the negatives are the user's other 2K - 2 intents in both views; cosine similarity over the
 temperature tau; symmetric (both views serve as anchors); averaged over users and intents.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,7 +27,7 @@ def bernoulli_view(mask: Tensor, keep_prob: float, generator: torch.Generator | 
 def multi_intent_infonce(h1: Tensor, h2: Tensor, tau: float) -> Tensor:
     """h1, h2: (B, K, d), the intents of the same users in two views. Returns the mean loss."""
     b, k, _ = h1.shape
-    h = torch.cat([h1, h2], dim=1)                                # (B, 2K, d)
+    h = torch.cat([h1, h2], dim=1)  # (B, 2K, d)
     # cosines from the Gram matrix: dividing (B, 2K, 2K) instead of normalising (B, 2K, d);
     # the eps is F.normalize's, so cos = <x, y> / (max(|x|, eps) max(|y|, eps)) as before
     norm = torch.linalg.vector_norm(h, dim=-1).clamp_min(1e-12)

@@ -15,6 +15,7 @@ named: a key or item id repeated in a map, item ids that are not ``0..n-1``, a k
 that has no feature row, a row count that does not match its keys. Feature rows that no item of
 the split uses are allowed (the other preprocessing may have kept more items) and counted.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,12 @@ def read_key_map(path: Path) -> np.ndarray:
     path = Path(path)
     df = read_tsv(path)
     if ID_COLUMN not in df.columns or df.shape[1] != 2:
-        raise DataError(path, f"expected two tab-separated columns, one named {ID_COLUMN!r} and the key; "
-                              f"the header has {list(df.columns)}", 1)
+        raise DataError(
+            path,
+            f"expected two tab-separated columns, one named {ID_COLUMN!r} and the key; "
+            f"the header has {list(df.columns)}",
+            1,
+        )
     if len(df) == 0:
         raise DataError(path, "no rows")
     key_col = next(c for c in df.columns if c != ID_COLUMN)
@@ -59,16 +64,20 @@ def read_key_map(path: Path) -> np.ndarray:
     return out
 
 
-def align_features(features: np.ndarray, item_keys: np.ndarray, row_keys: np.ndarray | None,
-                   where: Path | str, map_path: Path | str) -> tuple[np.ndarray, dict[str, int]]:
+def align_features(
+    features: np.ndarray, item_keys: np.ndarray, row_keys: np.ndarray | None, where: Path | str, map_path: Path | str
+) -> tuple[np.ndarray, dict[str, int]]:
     """Rows of ``features`` reordered to ``item_keys``' order; a report of what was matched."""
     if features.ndim != 2:
         raise DataError(where, f"feature matrix must be 2-d, got shape {features.shape}")
     if row_keys is None:
         if features.shape[0] != len(item_keys):
-            raise DataError(where, f"{features.shape[0]} feature rows but the key map has {len(item_keys)} "
-                                   "keys: rows can only be taken as keyed in sorted key order when they "
-                                   "match one to one; give the rows' keys (--row-keys)")
+            raise DataError(
+                where,
+                f"{features.shape[0]} feature rows but the key map has {len(item_keys)} "
+                "keys: rows can only be taken as keyed in sorted key order when they "
+                "match one to one; give the rows' keys (--row-keys)",
+            )
         row_keys = np.sort(item_keys.astype(str)).astype(object)
     elif len(row_keys) != features.shape[0]:
         raise DataError(where, f"{features.shape[0]} feature rows but {len(row_keys)} row keys")
@@ -76,10 +85,14 @@ def align_features(features: np.ndarray, item_keys: np.ndarray, row_keys: np.nda
     missing = np.nonzero(pos < 0)[0]
     if missing.size:
         i = int(missing[0])
-        raise DataError(map_path, f"{missing.size} key(s) have no feature row; first: item {i}, key "
-                                  f"{item_keys[i]!r}", i + 2)
-    return features[pos], {"items": len(item_keys), "feature_rows": int(features.shape[0]),
-                           "rows_unused": int(features.shape[0] - len(item_keys))}
+        raise DataError(
+            map_path, f"{missing.size} key(s) have no feature row; first: item {i}, key {item_keys[i]!r}", i + 2
+        )
+    return features[pos], {
+        "items": len(item_keys),
+        "feature_rows": int(features.shape[0]),
+        "rows_unused": int(features.shape[0] - len(item_keys)),
+    }
 
 
 def align_feature_file(features: Path, key_map: Path, out: Path, row_keys: Path | None = None) -> dict[str, int]:

@@ -22,6 +22,7 @@ Decisions:
   A line with no ASIN at all, or a wanted line that does not parse, is an error.
 - Errors name the file and the 1-based line.
 """
+
 from __future__ import annotations
 
 import ast
@@ -30,9 +31,10 @@ import html
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -86,9 +88,9 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
 class Reviews:
     """The interactions of a review file: parallel arrays, one entry per kept (user, item) pair."""
 
-    users: np.ndarray     # reviewerID (str objects)
-    asins: np.ndarray     # ASIN (str objects)
-    times: np.ndarray     # unix seconds, int64
+    users: np.ndarray  # reviewerID (str objects)
+    asins: np.ndarray  # ASIN (str objects)
+    times: np.ndarray  # unix seconds, int64
     lines_read: int
     duplicates_dropped: int
 
@@ -98,7 +100,9 @@ def _read_csv_ratings(path: Path) -> tuple[list, list, list]:
     for row, line in iter_lines(path):
         parts = line.split(",")
         if len(parts) != 4:
-            raise DataError(path, f"expected 4 comma-separated fields (user, item, rating, time), got {len(parts)}", row)
+            raise DataError(
+                path, f"expected 4 comma-separated fields (user, item, rating, time), got {len(parts)}", row
+            )
         try:
             t = int(float(parts[3]))
         except ValueError:
@@ -143,8 +147,7 @@ def read_reviews(path: Path) -> Reviews:
     df = pd.DataFrame({"u": users, "a": asins, "t": np.asarray(times, np.int64), "line": np.arange(n)})
     df = df.sort_values(["u", "a", "t", "line"], kind="stable")
     df = df[~df.duplicated(["u", "a"], keep="first")].sort_values("line", kind="stable")
-    return Reviews(df["u"].to_numpy(object), df["a"].to_numpy(object), df["t"].to_numpy(np.int64),
-                   n, n - len(df))
+    return Reviews(df["u"].to_numpy(object), df["a"].to_numpy(object), df["t"].to_numpy(np.int64), n, n - len(df))
 
 
 def k_core(users: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, int]:

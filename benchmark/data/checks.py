@@ -1,4 +1,5 @@
 """Validation shared by the readers: every failure names the file, the row and the problem."""
+
 from __future__ import annotations
 
 import math
@@ -31,16 +32,18 @@ def int_column(values: pd.Series, path: Path, column: str, first_row: int = 2) -
     return arr
 
 
-def ids_in_range(ids: np.ndarray, bound: int, path: Path, column: str, what: str,
-                 rows: np.ndarray | None = None, first_row: int = 2) -> None:
+def ids_in_range(
+    ids: np.ndarray, bound: int, path: Path, column: str, what: str, rows: np.ndarray | None = None, first_row: int = 2
+) -> None:
     if (ids >= bound).any():
         i = int(np.nonzero(ids >= bound)[0][0])
         row = int(rows[i]) if rows is not None else first_row + i
         raise DataError(path, f"column {column!r}: id {ids[i]} is beyond the {bound} {what}", row)
 
 
-def no_duplicates(users: np.ndarray, items: np.ndarray, path: Path,
-                  rows: np.ndarray | None = None, first_row: int = 2) -> None:
+def no_duplicates(
+    users: np.ndarray, items: np.ndarray, path: Path, rows: np.ndarray | None = None, first_row: int = 2
+) -> None:
     key = users.astype(np.int64) * (int(items.max(initial=0)) + 1) + items
     _, first, counts = np.unique(key, return_index=True, return_counts=True)
     if (counts > 1).any():
@@ -66,8 +69,12 @@ def read_feature_npy(path: Path, mmap: bool = False) -> np.ndarray:
                 version = fmt.read_magic(f)
             except ValueError:
                 empty = os.fstat(f.fileno()).st_size == 0
-                raise DataError(path, "is empty, not a NumPy .npy file" if empty else
-                                "not a NumPy .npy file (it lacks the .npy magic bytes)") from None
+                raise DataError(
+                    path,
+                    "is empty, not a NumPy .npy file"
+                    if empty
+                    else "not a NumPy .npy file (it lacks the .npy magic bytes)",
+                ) from None
             try:
                 # version 3.0 differs from 2.0 only in a utf-8 header (non-latin-1 field names)
                 read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
@@ -83,16 +90,20 @@ def read_feature_npy(path: Path, mmap: bool = False) -> np.ndarray:
     if dtype.hasobject:
         raise DataError(path, "holds pickled Python objects, not numbers")
     if len(shape) != 2:
-        raise DataError(path, f"has {len(shape)} dimension{'s' if len(shape) != 1 else ''}, expected "
-                              f"(n_items, dim); its shape is {shape}")
+        raise DataError(
+            path,
+            f"has {len(shape)} dimension{'s' if len(shape) != 1 else ''}, expected "
+            f"(n_items, dim); its shape is {shape}",
+        )
     if np.issubdtype(dtype, np.complexfloating):
         raise DataError(path, f"dtype {dtype.str} is complex, features must be real numbers")
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise DataError(path, f"dtype {dtype.str} is not numeric")
     need = math.prod(shape) * dtype.itemsize
     if size - offset < need:
-        raise DataError(path, f"is truncated: shape {shape} of {dtype} needs {need} bytes of data, "
-                              f"the file holds {size - offset}")
+        raise DataError(
+            path, f"is truncated: shape {shape} of {dtype} needs {need} bytes of data, the file holds {size - offset}"
+        )
     if need == 0:  # nothing to map (an empty file region cannot be memory-mapped)
         return np.empty(shape, dtype)
     try:
@@ -118,9 +129,10 @@ def users_present(split_users: np.ndarray, path: Path, split: str) -> None:
         raise DataError(path, f"the {split} split has no users")
 
 
-def read_tsv(path: Path) -> "pd.DataFrame":
+def read_tsv(path: Path) -> pd.DataFrame:
     """A tab-separated file with a header, every cell as a string; clear errors on bad shape."""
     import csv
+
     require_file(path)
     try:
         return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)

@@ -4,12 +4,13 @@ A dataset is three binary user x item matrices (train / valid / test, disjoint),
 feature matrices keyed by modality code (``"v"`` visual, ``"t"`` text, ``"a"`` acoustic), and,
 where the source has them, the timestamps of the training interactions (they order histories).
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -69,11 +70,13 @@ class Dataset:
             m.sort_indices()
             m.data[:] = 1.0
             object.__setattr__(self, split, _freeze_csr(m))
-        if self.train.multiply(self.valid).nnz or self.train.multiply(self.test).nnz or \
-                self.valid.multiply(self.test).nnz:
+        if (
+            self.train.multiply(self.valid).nnz
+            or self.train.multiply(self.test).nnz
+            or self.valid.multiply(self.test).nnz
+        ):
             raise DataError(self.name, "train, valid and test share interactions")
-        if self.train_time is not None and (self.train_time.shape != shape
-                                            or self.train_time.nnz != self.train.nnz):
+        if self.train_time is not None and (self.train_time.shape != shape or self.train_time.nnz != self.train.nnz):
             raise DataError(self.name, "train_time does not have the pattern of train")
         feats = {}
         for code, x in self.features.items():
@@ -81,8 +84,9 @@ class Dataset:
                 raise DataError(self.name, f"unknown modality code {code!r}; known: {sorted(MODALITIES)}")
             x = np.ascontiguousarray(x, dtype=np.float32)
             if x.ndim != 2 or x.shape[0] != self.n_items:
-                raise DataError(self.name, f"{MODALITIES[code]} features have shape {x.shape}, "
-                                           f"expected ({self.n_items}, dim)")
+                raise DataError(
+                    self.name, f"{MODALITIES[code]} features have shape {x.shape}, expected ({self.n_items}, dim)"
+                )
             if not np.isfinite(x).all():
                 row = int(np.nonzero(~np.isfinite(x).all(axis=1))[0][0])
                 raise DataError(self.name, f"{MODALITIES[code]} features hold NaN or infinite values", row)
@@ -126,8 +130,7 @@ class Dataset:
         rng = np.random.default_rng(seed)
         # one sort key per interaction: time where known, else a random tie-breaker; the
         # newest L (largest keys) are kept, then re-ordered oldest first
-        key = (self.train_time.data.astype(np.float64) if self.train_time is not None
-               else rng.random(self.train.nnz))
+        key = self.train_time.data.astype(np.float64) if self.train_time is not None else rng.random(self.train.nnz)
         rows = np.repeat(np.arange(self.n_users), deg)
         order = np.lexsort((-key, rows))  # per user, newest first
         pos = np.arange(self.train.nnz) - np.repeat(self.train.indptr[:-1], deg)
@@ -144,31 +147,43 @@ class Dataset:
         """The Table 1 row: users, items, interactions (train + test, as the paper counts), density."""
         inter = int(self.train.nnz + self.test.nnz)
         return {
-            "dataset": self.name, "users": self.n_users, "items": self.n_items,
-            "train": int(self.train.nnz), "valid": int(self.valid.nnz), "test": int(self.test.nnz),
-            "interactions": inter, "density": inter / (self.n_users * self.n_items),
+            "dataset": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "train": int(self.train.nnz),
+            "valid": int(self.valid.nnz),
+            "test": int(self.test.nnz),
+            "interactions": inter,
+            "density": inter / (self.n_users * self.n_items),
             "modalities": ",".join(MODALITIES[m] for m in self.modalities) or "none",
             "synthetic": self.synthetic,
         }
 
 
-def from_triples(name: str, users: np.ndarray, items: np.ndarray, split: np.ndarray,
-                 n_users: int, n_items: int, features: Mapping[str, np.ndarray] | None = None,
-                 timestamps: np.ndarray | None = None, synthetic: bool = False,
-                 source: str = "") -> Dataset:
+def from_triples(
+    name: str,
+    users: np.ndarray,
+    items: np.ndarray,
+    split: np.ndarray,
+    n_users: int,
+    n_items: int,
+    features: Mapping[str, np.ndarray] | None = None,
+    timestamps: np.ndarray | None = None,
+    synthetic: bool = False,
+    source: str = "",
+) -> Dataset:
     """Build a `Dataset` from parallel arrays; ``split`` holds 0 train, 1 valid, 2 test."""
     mats = []
     for s in range(3):
         m = split == s
-        mats.append(sp.csr_matrix((np.ones(int(m.sum()), np.float32), (users[m], items[m])),
-                                  shape=(n_users, n_items)))
+        mats.append(sp.csr_matrix((np.ones(int(m.sum()), np.float32), (users[m], items[m])), shape=(n_users, n_items)))
     train_time = None
     if timestamps is not None:
         m = split == 0
         t = timestamps[m].astype(np.float64)
         # shifted to start at 1 so that no timestamp is an (implicit) sparse zero
-        train_time = sp.csr_matrix((t - t.min() + 1.0, (users[m], items[m])),
-                                   shape=(n_users, n_items))
+        train_time = sp.csr_matrix((t - t.min() + 1.0, (users[m], items[m])), shape=(n_users, n_items))
         train_time.sort_indices()
-    return Dataset(name, n_users, n_items, mats[0], mats[1], mats[2], dict(features or {}),
-                   train_time, synthetic, source)
+    return Dataset(
+        name, n_users, n_items, mats[0], mats[1], mats[2], dict(features or {}), train_time, synthetic, source
+    )

@@ -1,4 +1,5 @@
 """The one error type every reader raises on bad input."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -9,6 +9,7 @@ Clothing) does not matter; only the rows of the wanted ASINs are copied. An ASIN
 not 10 letters or digits means the file is not such a binary, or has the wrong ``dim``. A
 wanted ASIN that appears twice keeps its first record (the repeats are counted).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,10 +45,10 @@ def write_image_features(path: Path, asins: list[str], feats: np.ndarray) -> Non
 
 @dataclass(frozen=True)
 class ImageFeatures:
-    features: np.ndarray   # (len(asins), dim) float32; rows of ASINs not found are zero
-    found: np.ndarray      # bool per requested ASIN
-    records: int           # records in the file
-    repeats: int           # records of a wanted ASIN that appeared earlier in the file
+    features: np.ndarray  # (len(asins), dim) float32; rows of ASINs not found are zero
+    found: np.ndarray  # bool per requested ASIN
+    records: int  # records in the file
+    repeats: int  # records of a wanted ASIN that appeared earlier in the file
 
 
 def _valid_asin(raw: np.ndarray) -> np.ndarray:
@@ -56,8 +57,9 @@ def _valid_asin(raw: np.ndarray) -> np.ndarray:
     return ok.all(axis=1)
 
 
-def read_image_features(path: Path, asins: list[str] | np.ndarray, dim: int = DEFAULT_DIM,
-                        block: int = 16384, strict: bool = False) -> ImageFeatures:
+def read_image_features(
+    path: Path, asins: list[str] | np.ndarray, dim: int = DEFAULT_DIM, block: int = 16384, strict: bool = False
+) -> ImageFeatures:
     """The features of ``asins`` (in that order) from the binary at ``path``.
 
     With ``strict``, an ASIN absent from the file is an error naming it; otherwise its row is
@@ -69,9 +71,13 @@ def read_image_features(path: Path, asins: list[str] | np.ndarray, dim: int = DE
     size = path.stat().st_size
     n_rec, rest = divmod(size, dt.itemsize)
     if rest:
-        raise DataError(path, f"truncated: {size} bytes is not a whole number of {dt.itemsize}-byte "
-                              f"records (10-byte ASIN + {dim} float32); the last record has only "
-                              f"{rest} bytes", n_rec + 1)
+        raise DataError(
+            path,
+            f"truncated: {size} bytes is not a whole number of {dt.itemsize}-byte "
+            f"records (10-byte ASIN + {dim} float32); the last record has only "
+            f"{rest} bytes",
+            n_rec + 1,
+        )
     if n_rec == 0:
         raise DataError(path, "the file holds no records")
     wanted = pd.Index(np.asarray(asins, dtype=object))
@@ -82,13 +88,17 @@ def read_image_features(path: Path, asins: list[str] | np.ndarray, dim: int = DE
     repeats = 0
     mm = np.memmap(path, dtype=dt, mode="r", shape=(n_rec,))
     for start in range(0, n_rec, block):
-        chunk = mm[start:start + block]
+        chunk = mm[start : start + block]
         raw = np.ascontiguousarray(chunk["asin"])
         ok = _valid_asin(raw)
         if not ok.all():
             i = int(np.nonzero(~ok)[0][0])
-            raise DataError(path, f"record's ASIN field {bytes(raw[i])!r} is not 10 letters or digits "
-                                  f"(not a {dim}-d image feature binary?)", start + i + 1)
+            raise DataError(
+                path,
+                f"record's ASIN field {bytes(raw[i])!r} is not 10 letters or digits "
+                f"(not a {dim}-d image feature binary?)",
+                start + i + 1,
+            )
         keys = pd.Index(raw.astype("U10").astype(object))
         pos = wanted.get_indexer(keys)
         hit = np.nonzero(pos >= 0)[0]

@@ -4,6 +4,7 @@ Each JSON file maps a user id (string) to the list of its item ids. Features, as
 layout, are optional ``image_feat.npy`` / ``text_feat.npy`` / ``audio_feat.npy`` beside ``5-core``.
 Rows in errors are 1-based positions of the user's entry in the JSON object.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,17 +62,20 @@ def load_lattice(folder: Path, name: str) -> Dataset:
     if (counts > 1).any():
         dup = np.nonzero(key == key[first[counts > 1][0]])[0][1]
         s = int(split[dup])
-        raise DataError(folder / "5-core" / SPLIT_FILES[s],
-                        f"interaction (user {users[dup]}, item {items[dup]}) is also in an earlier split",
-                        int(parts[s][2][dup - sum(len(p[0]) for p in parts[:s])]))
+        raise DataError(
+            folder / "5-core" / SPLIT_FILES[s],
+            f"interaction (user {users[dup]}, item {items[dup]}) is also in an earlier split",
+            int(parts[s][2][dup - sum(len(p[0]) for p in parts[:s])]),
+        )
     present = {c: folder / f for c, f in FEATURE_FILES.items() if (folder / f).is_file()}
     n_users = int(users.max()) + 1
     if present:
         n_items = max(read_feature_npy(p, mmap=True).shape[0] for p in present.values())
         for s, (u, i, r) in enumerate(parts):
-            ids_in_range(i, n_items, folder / "5-core" / SPLIT_FILES[s], "item", "items of the feature matrices", rows=r)
+            ids_in_range(
+                i, n_items, folder / "5-core" / SPLIT_FILES[s], "item", "items of the feature matrices", rows=r
+            )
     else:
         n_items = int(items.max()) + 1
     features = {c: load_feature(p, n_items) for c, p in present.items()}
-    return from_triples(name, users, items, split, n_users, n_items, features,
-                        source=f"LATTICE layout at {folder}")
+    return from_triples(name, users, items, split, n_users, n_items, features, source=f"LATTICE layout at {folder}")

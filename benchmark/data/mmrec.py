@@ -6,6 +6,7 @@ Features: ``image_feat.npy`` (visual), ``text_feat.npy`` (text), ``audio_feat.np
 each (n_items, dim) of any float dtype. The item count is the feature matrices' row count where
 there are features (an item id beyond it is an error), else the largest item id + 1.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checks import (ids_in_range, int_column, load_feature, no_duplicates, read_feature_npy, read_tsv,
-                     users_present)
+from .checks import ids_in_range, int_column, load_feature, no_duplicates, read_feature_npy, read_tsv, users_present
 from .dataset import Dataset, from_triples
 from .errors import DataError
 
@@ -70,5 +70,4 @@ def load_mmrec(folder: Path, name: str) -> Dataset:
     features = {c: load_feature(p, n_items) for c, p in present.items()}
     for s, label in enumerate(("train", "valid", "test")):
         users_present(np.unique(users[split == s]), path, label)
-    return from_triples(name, users, items, split, n_users, n_items, features, ts,
-                        source=f"MMRec layout at {folder}")
+    return from_triples(name, users, items, split, n_users, n_items, features, ts, source=f"MMRec layout at {folder}")

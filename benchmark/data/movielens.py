@@ -26,13 +26,14 @@ it is a separate array, computed from ``u.item`` by `item_attributes` (no encode
 also written beside the cached text features (``attr_feat.npy``, names in ``features.json``) for
 models that want item attributes.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,10 +44,27 @@ from .dataset import Dataset, from_triples
 from .errors import DataError
 from .splits import chronological_split
 
-
-GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-          "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
-          "Sci-Fi", "Thriller", "War", "Western")
+GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 TEXT_MODES = ("auto", "build", "off")
 Encoder = Callable[[Sequence[str]], np.ndarray]
 
@@ -127,10 +145,17 @@ def build_item_features(folder: Path, encode: Encoder | None = None, device: str
         text = np.asarray(encode(texts), np.float32)
     out = features_dir(folder)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"u.item sha256": hashlib.sha256((folder / "u.item").read_bytes()).hexdigest(),
-            "items": len(texts), "text": {"file": "text_feat.npy", "encoder": info, "dim": int(text.shape[1]),
-                                          "input": "title. Genres: genre names."},
-            "attributes": {"file": "attr_feat.npy", "columns": attr_names}}
+    meta = {
+        "u.item sha256": hashlib.sha256((folder / "u.item").read_bytes()).hexdigest(),
+        "items": len(texts),
+        "text": {
+            "file": "text_feat.npy",
+            "encoder": info,
+            "dim": int(text.shape[1]),
+            "input": "title. Genres: genre names.",
+        },
+        "attributes": {"file": "attr_feat.npy", "columns": attr_names},
+    }
     for fname, arr in (("attr_feat.npy", attrs), ("text_feat.npy", text)):
         tmp = out / f".{fname}.tmp.npy"
         np.save(tmp, arr)
@@ -190,5 +215,14 @@ def load_movielens(folder: Path, name: str, text: str = "auto") -> Dataset:
             note = f"; text features: title + genres, {meta['text']['encoder']['name']}"
         else:
             note = "; no text features yet (python -m benchmark.data prepare movielens --folder DIR)"
-    return from_triples(name, users, items, split, int(users.max()) + 1, n_items, features, times,
-                        source=f"MovieLens-100K at {folder} (implicit, per-user chronological 8:1:1){note}")
+    return from_triples(
+        name,
+        users,
+        items,
+        split,
+        int(users.max()) + 1,
+        n_items,
+        features,
+        times,
+        source=f"MovieLens-100K at {folder} (implicit, per-user chronological 8:1:1){note}",
+    )

@@ -29,6 +29,7 @@ across machines).
 With the published 5-core review files (``reviews_Baby_5.json.gz`` ...) the filter removes
 nothing and the ``lattice`` split gives the paper's Table 1 users, items and train + test counts.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ from .stats import split_stats
 SPLITS = ("lattice", "mmrec")
 SPLIT_RULES = {
     "lattice": "per user, random order: below 10 interactions 1 valid + 1 test; else int(0.2 n) held out, "
-               "test held // 2, valid the rest",
+    "test held // 2, valid the rest",
     "mmrec": "per user, chronological (item id breaks ties): round(0.8 n) train, round(0.1 n) valid, the rest test",
 }
 Encoder = Callable[[Sequence[str]], np.ndarray]
@@ -102,11 +103,22 @@ def _quiet(_: str) -> None:
     pass
 
 
-def prepare_amazon(category: str, reviews: Path, out: Path, meta: Path | None = None,
-                   images: Path | None = None, split: str = "lattice", seed: int = 0, k: int = 5,
-                   text: bool = True, encode: Encoder | None = None, device: str = "cpu",
-                   image_dim: int = image_binary.DEFAULT_DIM, force: bool = False,
-                   log: Log = _quiet) -> dict[str, object]:
+def prepare_amazon(
+    category: str,
+    reviews: Path,
+    out: Path,
+    meta: Path | None = None,
+    images: Path | None = None,
+    split: str = "lattice",
+    seed: int = 0,
+    k: int = 5,
+    text: bool = True,
+    encode: Encoder | None = None,
+    device: str = "cpu",
+    image_dim: int = image_binary.DEFAULT_DIM,
+    force: bool = False,
+    log: Log = _quiet,
+) -> dict[str, object]:
     """Build one Amazon dataset into ``out``; returns what ``stats.json`` holds.
 
     ``meta`` and ``images`` are optional (no text / visual features without them); ``text=False``
@@ -135,8 +147,10 @@ def prepare_amazon(category: str, reviews: Path, out: Path, meta: Path | None = 
     users, user_ids = pd.factorize(r.users[keep], sort=True)
     items, asins = pd.factorize(r.asins[keep], sort=True)
     times = r.times[keep]
-    log(f"{k}-core: {before['users']:,} users / {before['items']:,} items / {before['interactions']:,} "
-        f"interactions -> {len(user_ids):,} / {len(asins):,} / {len(users):,} ({passes} passes)")
+    log(
+        f"{k}-core: {before['users']:,} users / {before['items']:,} items / {before['interactions']:,} "
+        f"interactions -> {len(user_ids):,} / {len(asins):,} / {len(users):,} ({passes} passes)"
+    )
 
     if split == "lattice":
         labels = random_split(users, np.random.default_rng(seed), valid_rounds_up=True)
@@ -144,20 +158,26 @@ def prepare_amazon(category: str, reviews: Path, out: Path, meta: Path | None = 
         labels = chronological_split(users, times, items)
     no_train = np.setdiff1d(np.arange(len(user_ids)), users[labels == 0])
     if no_train.size:
-        raise DataError(reviews, f"{no_train.size} users have no training interaction after the split "
-                                 f"(k={k} is too small for the {split} convention)")
+        raise DataError(
+            reviews,
+            f"{no_train.size} users have no training interaction after the split "
+            f"(k={k} is too small for the {split} convention)",
+        )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would stay on the renamed folder
         order = np.lexsort((items, times, users))
-        pd.DataFrame({"userID": users[order], "itemID": items[order], "x_label": labels[order],
-                      "timestamp": times[order]}).to_csv(tmp / f"{name}.inter", sep="\t", index=False)
+        pd.DataFrame(
+            {"userID": users[order], "itemID": items[order], "x_label": labels[order], "timestamp": times[order]}
+        ).to_csv(tmp / f"{name}.inter", sep="\t", index=False)
         pd.DataFrame({"itemID": np.arange(len(asins)), "asin": asins}).to_csv(
-            tmp / "item_asin.tsv", sep="\t", index=False)
+            tmp / "item_asin.tsv", sep="\t", index=False
+        )
         pd.DataFrame({"userID": np.arange(len(user_ids)), "reviewerID": user_ids}).to_csv(
-            tmp / "user_id.tsv", sep="\t", index=False)
+            tmp / "user_id.tsv", sep="\t", index=False
+        )
         features: dict[str, object] = {}
         if images is not None:
             log(f"reading image features {images}")
@@ -165,12 +185,16 @@ def prepare_amazon(category: str, reviews: Path, out: Path, meta: Path | None = 
             x = image_binary.fill_missing_with_mean(img.features, img.found, "an image", images)
             np.save(tmp / "image_feat.npy", x)
             n_own = int(img.found.sum())
-            features["visual"] = {"file": "image_feat.npy", "dim": image_dim, "items_with_image": n_own,
-                                  "items_filled_with_mean": len(asins) - n_own,
-                                  "coverage": n_own / len(asins), "records_in_file": img.records,
-                                  "repeated_records": img.repeats}
-            log(f"visual: {n_own:,} of {len(asins):,} items have an image; "
-                f"{len(asins) - n_own:,} get the mean vector")
+            features["visual"] = {
+                "file": "image_feat.npy",
+                "dim": image_dim,
+                "items_with_image": n_own,
+                "items_filled_with_mean": len(asins) - n_own,
+                "coverage": n_own / len(asins),
+                "records_in_file": img.records,
+                "repeated_records": img.repeats,
+            }
+            log(f"visual: {n_own:,} of {len(asins):,} items have an image; {len(asins) - n_own:,} get the mean vector")
         if want_text:
             log(f"reading metadata {meta}")
             recs = amazon_raw.read_metadata(meta, set(asins))
@@ -191,24 +215,44 @@ def prepare_amazon(category: str, reviews: Path, out: Path, meta: Path | None = 
             x = image_binary.fill_missing_with_mean(x, has, "text", meta)
             np.save(tmp / "text_feat.npy", x)
             n_own = int(has.sum())
-            features["text"] = {"file": "text_feat.npy", "dim": int(enc.shape[1]), "encoder": info,
-                                "input": "title. Brand: brand. Categories: c1, c2. description",
-                                "items_with_metadata": len(recs), "items_with_text": n_own,
-                                "items_filled_with_mean": len(asins) - n_own, "coverage": n_own / len(asins)}
+            features["text"] = {
+                "file": "text_feat.npy",
+                "dim": int(enc.shape[1]),
+                "encoder": info,
+                "input": "title. Brand: brand. Categories: c1, c2. description",
+                "items_with_metadata": len(recs),
+                "items_with_text": n_own,
+                "items_filled_with_mean": len(asins) - n_own,
+                "coverage": n_own / len(asins),
+            }
             log(f"text: {n_own:,} of {len(asins):,} items have text; {len(asins) - n_own:,} get the mean vector")
 
         ds = load_mmrec(tmp, name)
-        if (ds.n_users, ds.n_items, ds.train.nnz + ds.valid.nnz + ds.test.nnz) != \
-                (len(user_ids), len(asins), len(users)):
+        if (ds.n_users, ds.n_items, ds.train.nnz + ds.valid.nnz + ds.test.nnz) != (
+            len(user_ids),
+            len(asins),
+            len(users),
+        ):
             raise DataError(tmp, "the written dataset does not load back with the counts it was built with")
-        stats = {"dataset": name, "category": category, **split_stats(ds),
-                 "split": {"convention": split, "rule": SPLIT_RULES[split],
-                           "seed": seed if split == "lattice" else None},
-                 "k_core": {"k": k, "passes": passes, "review_lines": r.lines_read,
-                            "duplicates_dropped": r.duplicates_dropped, "before": before},
-                 "features": features,
-                 "inputs": {"reviews": _input(reviews), "meta": _input(meta) if want_text else None,
-                            "images": _input(images)}}
+        stats = {
+            "dataset": name,
+            "category": category,
+            **split_stats(ds),
+            "split": {"convention": split, "rule": SPLIT_RULES[split], "seed": seed if split == "lattice" else None},
+            "k_core": {
+                "k": k,
+                "passes": passes,
+                "review_lines": r.lines_read,
+                "duplicates_dropped": r.duplicates_dropped,
+                "before": before,
+            },
+            "features": features,
+            "inputs": {
+                "reviews": _input(reviews),
+                "meta": _input(meta) if want_text else None,
+                "images": _input(images),
+            },
+        }
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
         write_checksums(tmp)
         if out.exists():

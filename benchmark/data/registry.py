@@ -4,11 +4,12 @@ A synthetic preset is named ``synthetic-*``; any other name is a folder under th
 whose layout picks the reader: ``5-core/`` (LATTICE), ``u.data`` (MovieLens-100K) or a
 ``*.inter`` file (MMRec).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 from .dataset import Dataset
 from .errors import DataError

@@ -1,4 +1,5 @@
 """Per-user train / valid / test split conventions (vectorised; 0 train, 1 valid, 2 test)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,9 @@ def _ranks(users: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.arange(len(order)) - starts, np.repeat(counts, counts)
 
 
-def chronological_split(users: np.ndarray, times: np.ndarray, items: np.ndarray,
-                        ratios: tuple[float, float] = (0.8, 0.1)) -> np.ndarray:
+def chronological_split(
+    users: np.ndarray, times: np.ndarray, items: np.ndarray, ratios: tuple[float, float] = (0.8, 0.1)
+) -> np.ndarray:
     """MMRec's convention: per user, by time (item id breaks ties), the first ``round(0.8 n)``
     train, the next ``round(0.1 n)`` valid, the rest test."""
     order = np.lexsort((items, times, users))

@@ -4,10 +4,11 @@ against.
 The paper counts a dataset's interactions as train + test (the valid split is left out), which is
 what `Dataset.summary` computes; density is that count over users x items.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -22,8 +23,7 @@ PAPER_TABLE1: dict[str, dict[str, int]] = {
     "amazon-clothing": {"users": 39387, "items": 23033, "interactions": 237488},
 }
 
-COLUMNS = ["dataset", "users", "items", "interactions", "density", "train", "valid", "test",
-           "modalities", "synthetic"]
+COLUMNS = ["dataset", "users", "items", "interactions", "density", "train", "valid", "test", "modalities", "synthetic"]
 
 
 def paper_row(name: str) -> dict[str, int] | None:
@@ -55,26 +55,30 @@ def table1(names: Iterable[str], data_root: Path | str | None) -> pd.DataFrame:
         paper = paper_row(n)
         for c in ("users", "items", "interactions"):
             row[f"paper_{c}"] = paper[c] if paper else pd.NA
-        row["matches_paper"] = (all(row[c] == paper[c] for c in ("users", "items", "interactions"))
-                                if paper else pd.NA)
+        row["matches_paper"] = all(row[c] == paper[c] for c in ("users", "items", "interactions")) if paper else pd.NA
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def format_table1(df: pd.DataFrame) -> str:
     """Markdown: the paper's layout (thousands separators), then whether each row matches it."""
-    lines = ["| dataset | users | items | interactions | density | train / valid / test | modalities | paper (users / items / interactions) |",
-             "|---|---:|---:|---:|---:|---|---|---|"]
+    lines = [
+        "| dataset | users | items | interactions | density | train / valid / test | modalities | paper (users / items / interactions) |",
+        "|---|---:|---:|---:|---:|---|---|---|",
+    ]
     for _, r in df.iterrows():
         name = r["dataset"] + (" (synthetic)" if r["synthetic"] else "")
         if pd.isna(r["paper_users"]):
             paper = "n/a"
         else:
-            paper = (f"{r['paper_users']:,} / {r['paper_items']:,} / {r['paper_interactions']:,} "
-                     + ("(matches)" if r["matches_paper"] else "(DIFFERS)"))
-        lines.append(f"| {name} | {r['users']:,} | {r['items']:,} | {r['interactions']:,} | "
-                     f"{r['density']:.5f} | {r['train']:,} / {r['valid']:,} / {r['test']:,} | "
-                     f"{r['modalities']} | {paper} |")
+            paper = f"{r['paper_users']:,} / {r['paper_items']:,} / {r['paper_interactions']:,} " + (
+                "(matches)" if r["matches_paper"] else "(DIFFERS)"
+            )
+        lines.append(
+            f"| {name} | {r['users']:,} | {r['items']:,} | {r['interactions']:,} | "
+            f"{r['density']:.5f} | {r['train']:,} / {r['valid']:,} / {r['test']:,} | "
+            f"{r['modalities']} | {paper} |"
+        )
     return "\n".join(lines)
 
 
@@ -82,12 +86,19 @@ def split_stats(ds: Dataset) -> dict[str, object]:
     """The counts written to a prepared dataset's ``stats.json``."""
     s = ds.summary()
     return {
-        "users": ds.n_users, "items": ds.n_items,
-        "interactions": {"train": s["train"], "valid": s["valid"], "test": s["test"],
-                         "all": int(s["train"] + s["valid"] + s["test"]),
-                         "train+test": s["interactions"]},
+        "users": ds.n_users,
+        "items": ds.n_items,
+        "interactions": {
+            "train": s["train"],
+            "valid": s["valid"],
+            "test": s["test"],
+            "all": int(s["train"] + s["valid"] + s["test"]),
+            "train+test": s["interactions"],
+        },
         "density": s["density"],
-        "users_per_split": {k: int((m.getnnz(axis=1) > 0).sum())
-                            for k, m in (("train", ds.train), ("valid", ds.valid), ("test", ds.test))},
+        "users_per_split": {
+            k: int((m.getnnz(axis=1) > 0).sum())
+            for k, m in (("train", ds.train), ("valid", ds.valid), ("test", ds.test))
+        },
         "items_in_train": int((ds.item_degree > 0).sum()),
     }

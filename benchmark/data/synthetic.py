@@ -17,6 +17,7 @@ Presets keep each Amazon dataset's user/item ratio and mean interactions per use
 scaled down about 20x in users and items; density therefore grows by the same factor, and the
 ordering of the three densities (Baby > Sports > Clothing) is kept.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,11 +32,11 @@ from .splits import random_split
 class SyntheticSpec:
     n_users: int
     n_items: int
-    mean_degree: float      # interactions per user, train + valid + test
+    mean_degree: float  # interactions per user, train + valid + test
     n_intents: int = 8
     latent_dim: int = 16
     intents_per_user: float = 0.3  # Dirichlet concentration: small = few intents per user
-    beta: float = 2.0       # how sharply a taste picks its items
+    beta: float = 2.0  # how sharply a taste picks its items
     visual_dim: int = 4096
     text_dim: int = 384
     feature_noise: float = 1.0
@@ -48,8 +49,9 @@ PRESETS: dict[str, SyntheticSpec] = {
     "synthetic-sports": SyntheticSpec(n_users=1780, n_items=918, mean_degree=8.32, seed=12),
     "synthetic-baby": SyntheticSpec(n_users=972, n_items=352, mean_degree=8.27, seed=13),
     # for tests: seconds, not minutes
-    "synthetic-tiny": SyntheticSpec(n_users=160, n_items=90, mean_degree=9.0, n_intents=4,
-                                    latent_dim=8, visual_dim=64, text_dim=32, seed=7),
+    "synthetic-tiny": SyntheticSpec(
+        n_users=160, n_items=90, mean_degree=9.0, n_intents=4, latent_dim=8, visual_dim=64, text_dim=32, seed=7
+    ),
 }
 
 
@@ -61,13 +63,13 @@ def generate(spec: SyntheticSpec, name: str = "synthetic") -> Dataset:
     item_f = centroids[item_intent] + 0.5 * rng.normal(size=(I, r))
     log_pop = rng.normal(scale=1.0, size=I)
 
-    mix = rng.dirichlet(np.full(K, spec.intents_per_user), size=U)            # U x K
-    taste = centroids[None] + 0.3 * rng.normal(size=(U, K, r))                # U x K x r
+    mix = rng.dirichlet(np.full(K, spec.intents_per_user), size=U)  # U x K
+    taste = centroids[None] + 0.3 * rng.normal(size=(U, K, r))  # U x K x r
     logits = spec.beta * np.einsum("ukr,ir->uki", taste, item_f) / np.sqrt(r) + log_pop
     logits -= logits.max(axis=2, keepdims=True)
     p = np.exp(logits)
     p /= p.sum(axis=2, keepdims=True)
-    prob = np.einsum("uk,uki->ui", mix, p)                                    # U x I
+    prob = np.einsum("uk,uki->ui", mix, p)  # U x I
 
     extra = rng.geometric(1.0 / max(spec.mean_degree - 4.0, 1.0), size=U) - 1
     deg = np.minimum(5 + extra, I // 2)
@@ -83,5 +85,14 @@ def generate(spec: SyntheticSpec, name: str = "synthetic") -> Dataset:
         return item_f @ w + spec.feature_noise * rng.normal(size=(I, dim))
 
     features = {"v": np.maximum(project(spec.visual_dim), 0.0), "t": project(spec.text_dim)}
-    return from_triples(name, users, items, split, U, I, features, synthetic=True,
-                        source=f"synthetic generator, seed {spec.seed} ({U} users, {I} items)")
+    return from_triples(
+        name,
+        users,
+        items,
+        split,
+        U,
+        I,
+        features,
+        synthetic=True,
+        source=f"synthetic generator, seed {spec.seed} ({U} users, {I} items)",
+    )

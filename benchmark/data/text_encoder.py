@@ -11,13 +11,14 @@ The model ends in a normalisation layer, so every vector has unit length; texts 
 model's 256 word pieces are truncated by the model. Encoding runs on the CPU unless a device is
 given; the model is loaded once per process and device.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
 import os
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -45,8 +46,13 @@ def encoder_info() -> dict[str, object]:
         version = importlib.metadata.version(ENCODER_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
         version = None
-    return {"name": ENCODER_NAME, "package": ENCODER_PACKAGE, "package_version": version,
-            "dim": ENCODER_DIM, "normalised": True}
+    return {
+        "name": ENCODER_NAME,
+        "package": ENCODER_PACKAGE,
+        "package_version": version,
+        "dim": ENCODER_DIM,
+        "normalised": True,
+    }
 
 
 @lru_cache(maxsize=2)
@@ -70,8 +76,7 @@ def encode(texts: Sequence[str], device: str = "cpu", batch_size: int = 64) -> n
     if len(texts) == 0:
         return np.zeros((0, ENCODER_DIM), np.float32)
     model = _model(device)
-    x = model.encode(list(texts), batch_size=batch_size, show_progress_bar=False,
-                     convert_to_numpy=True)
+    x = model.encode(list(texts), batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
     x = np.asarray(x, np.float32)
     if x.shape != (len(texts), ENCODER_DIM):
         raise EncoderUnavailable(f"the encoder returned shape {x.shape}, expected ({len(texts)}, {ENCODER_DIM})")

@@ -1,11 +1,12 @@
 """The paper's artefacts (Tables 2 and 3, Figures 2-4): the runs each needs and how its records
 become files under ``results/`` and ``figures/``."""
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..paths import ROOT, figures_dir, results_dir, tagged
 from . import experiments, tables, tuning
@@ -57,8 +58,8 @@ class Artefact:
     name: str
     flag: list[str]
     specs: list[RunSpec]
-    render: Renderer                      # (records, tag) -> files written
-    models: tuple[str, ...] = ()          # the full model list of an artefact that takes --models
+    render: Renderer  # (records, tag) -> files written
+    models: tuple[str, ...] = ()  # the full model list of an artefact that takes --models
     files: list[Path] = field(default_factory=list)
 
     def command(self, records: list[Record], data_root: Path, tag: str) -> list[str]:
@@ -70,11 +71,17 @@ class Artefact:
         real = any(not r.dataset.synthetic for r in records)
         models = list(dict.fromkeys(r.spec.model for r in records))
         subset = bool(self.models) and set(models) != set(self.models)
-        return (self.flag + ["--datasets", *datasets] + (["--models", *models] if subset else [])
-                + ["--seeds", *map(str, seeds)] + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
-                + (["--precision", precisions[0]] if precisions != ["fp32"] else [])
-                + (["--mask-valid-at-test"] if any(r.spec.mask_valid_at_test for r in records) else [])
-                + (["--data-root", display_path(data_root)] if real else []) + (["--tag", tag] if tag else []))
+        return (
+            self.flag
+            + ["--datasets", *datasets]
+            + (["--models", *models] if subset else [])
+            + ["--seeds", *map(str, seeds)]
+            + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
+            + (["--precision", precisions[0]] if precisions != ["fp32"] else [])
+            + (["--mask-valid-at-test"] if any(r.spec.mask_valid_at_test for r in records) else [])
+            + (["--data-root", display_path(data_root)] if real else [])
+            + (["--tag", tag] if tag else [])
+        )
 
 
 def display_path(p: Path) -> str:
@@ -84,6 +91,7 @@ def display_path(p: Path) -> str:
         return str(Path(p).resolve().relative_to(ROOT.resolve()))
     except ValueError:
         import os
+
         return os.path.relpath(Path(p).resolve(), ROOT.resolve())
 
 
@@ -96,26 +104,39 @@ def render_table2(records: list[Record], tag: str) -> list[Path]:
     df = experiments.table2_frame(records)
     pv = experiments.pvalues_vs_best(records, df, "model", FOCUS, TABLE2_METRICS) if df["n_seeds"].max() > 1 else None
     title = "Table 2: Recall / Precision / NDCG @20 (test split, full ranking)"
-    return _emit(df, tables.markdown_table(df, "model", TABLE2_METRICS, title, FOCUS, pv), tagged("table2", tag),
-                 tables.latex_side_by_side(df, "model", TABLE2_METRICS, title, FOCUS, pv))
+    return _emit(
+        df,
+        tables.markdown_table(df, "model", TABLE2_METRICS, title, FOCUS, pv),
+        tagged("table2", tag),
+        tables.latex_side_by_side(df, "model", TABLE2_METRICS, title, FOCUS, pv),
+    )
 
 
 def render_table3(records: list[Record], tag: str) -> list[Path]:
     df = experiments.table3_frame(records)
-    pv = experiments.pvalues_vs_best(records, df, "variant", FOCUS, ABLATION_METRICS, lambda r: r.variant) \
-        if df["n_seeds"].max() > 1 else None
+    pv = (
+        experiments.pvalues_vs_best(records, df, "variant", FOCUS, ABLATION_METRICS, lambda r: r.variant)
+        if df["n_seeds"].max() > 1
+        else None
+    )
     title = "Table 3: MMIL ablation, Recall / NDCG @20 (test split)"
-    return _emit(df, tables.markdown_table(df, "variant", ABLATION_METRICS, title, FOCUS, pv), tagged("table3", tag),
-                 tables.latex_side_by_side(df, "variant", ABLATION_METRICS, title, FOCUS, pv))
+    return _emit(
+        df,
+        tables.markdown_table(df, "variant", ABLATION_METRICS, title, FOCUS, pv),
+        tagged("table3", tag),
+        tables.latex_side_by_side(df, "variant", ABLATION_METRICS, title, FOCUS, pv),
+    )
 
 
 def render_figure(figure: int) -> Renderer:
     def render(records: list[Record], tag: str) -> list[Path]:
         from .figures import draw
+
         frame = experiments.sensitivity_frame(figure, records)
         paths = tables.write_table(frame, None, results_dir() / tagged(f"figure{figure}", tag))
         syn = any(r.dataset.synthetic for r in records)
         return paths + draw(figure, frame, figures_dir(), "synthetic data" if syn else "", tag)
+
     return render
 
 
@@ -125,17 +146,37 @@ def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefac
     tuned = tuning.load_choices()
     out = []
     if opts.table == 2 or every:
-        out.append(Artefact("Table 2", ["--table", "2"], experiments.table2_specs(
-            datasets, models, opts.seeds or [0], opts.epochs, opts.mask_valid_at_test, tuned, opts.precision),
-            render_table2, TABLE2_MODELS))
+        out.append(
+            Artefact(
+                "Table 2",
+                ["--table", "2"],
+                experiments.table2_specs(
+                    datasets, models, opts.seeds or [0], opts.epochs, opts.mask_valid_at_test, tuned, opts.precision
+                ),
+                render_table2,
+                TABLE2_MODELS,
+            )
+        )
     if opts.ablation or every:
-        out.append(Artefact("Table 3", ["--ablation"], experiments.ablation_specs(
-            datasets, VARIANTS, opts.seeds or list(ABLATION_SEEDS), opts.epochs, opts.mask_valid_at_test),
-            render_table3))
+        out.append(
+            Artefact(
+                "Table 3",
+                ["--ablation"],
+                experiments.ablation_specs(
+                    datasets, VARIANTS, opts.seeds or list(ABLATION_SEEDS), opts.epochs, opts.mask_valid_at_test
+                ),
+                render_table3,
+            )
+        )
     for fig in sorted(set(opts.figure or []) | ({2, 3, 4} if opts.sensitivity or every else set())):
-        out.append(Artefact(f"Figure {fig}", ["--figure", str(fig)],
-                            experiments.sensitivity_specs(fig, datasets, opts.seeds or [0], opts.epochs),
-                            render_figure(fig)))
+        out.append(
+            Artefact(
+                f"Figure {fig}",
+                ["--figure", str(fig)],
+                experiments.sensitivity_specs(fig, datasets, opts.seeds or [0], opts.epochs),
+                render_figure(fig),
+            )
+        )
     return out
 
 

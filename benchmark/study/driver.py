@@ -6,6 +6,7 @@ The manifest (``results/artefacts.json``) maps each file an invocation wrote to 
 wrote it and the keys of the records it was rendered from; ``--check`` replays every entry into a
 scratch folder and compares.
 """
+
 from __future__ import annotations
 
 import io
@@ -14,10 +15,11 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -35,8 +37,21 @@ from .spec import RunSpec
 from .store import RunStore
 
 # the options that decide what an invocation renders (the rest say how it trains)
-RENDER_OPTIONS = ("table", "ablation", "figure", "sensitivity", "all", "datasets", "models", "seeds", "epochs",
-                  "data_root", "mask_valid_at_test", "precision", "tag")
+RENDER_OPTIONS = (
+    "table",
+    "ablation",
+    "figure",
+    "sensitivity",
+    "all",
+    "datasets",
+    "models",
+    "seeds",
+    "epochs",
+    "data_root",
+    "mask_valid_at_test",
+    "precision",
+    "tag",
+)
 
 
 class MissingRecords(ValueError):
@@ -56,8 +71,9 @@ def _relative(p: Path) -> str:
     return str(p.resolve().relative_to(Path(os.environ.get("MMIL_BENCH_HOME", ROOT)).resolve()))
 
 
-def record_in_manifest(files: list[Path], opts: Options, datasets: list[str], models: list[str],
-                       keys: list[str]) -> None:
+def record_in_manifest(
+    files: list[Path], opts: Options, datasets: list[str], models: list[str], keys: list[str]
+) -> None:
     options = {k: v for k, v in asdict(opts).items() if k in RENDER_OPTIONS}
     options.update(datasets=datasets, models=models, data_root=display_path(opts.data_root), report=True)
     entry = {"options": options, "records": sorted(set(keys))}
@@ -75,8 +91,10 @@ class RecordIndex:
         for r in store.all():
             ident = r.spec.identity()
             if ident in self.by_spec and self.by_spec[ident].key != r.key:
-                raise ValueError(f"two records for {r.spec.label()} in {store.directory}: {self.by_spec[ident].key} "
-                                 f"and {r.key} (a dataset changed?); remove the stale one")
+                raise ValueError(
+                    f"two records for {r.spec.label()} in {store.directory}: {self.by_spec[ident].key} "
+                    f"and {r.key} (a dataset changed?); remove the stale one"
+                )
             self.by_spec[ident] = r
 
     def records(self, arts: list[Artefact]) -> list[list[Record]]:
@@ -85,9 +103,11 @@ class RecordIndex:
         for a in arts:
             missing = [s for s in a.specs if s.identity() not in self.by_spec]
             if missing:
-                raise MissingRecords(f"{a.name}: {len(missing)} of {len(a.specs)} runs have no record in "
-                                     f"{display_path(runs_dir())}, first {missing[0].label()}; nothing was written "
-                                     "(train them without --report, or narrow --datasets/--models)")
+                raise MissingRecords(
+                    f"{a.name}: {len(missing)} of {len(a.specs)} runs have no record in "
+                    f"{display_path(runs_dir())}, first {missing[0].label()}; nothing was written "
+                    "(train them without --report, or narrow --datasets/--models)"
+                )
             out.append([self.by_spec[s.identity()] for s in a.specs])
         return out
 
@@ -113,6 +133,7 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
     datasets, models = resolve(opts)
     if opts.table == 1:
         from ..data.stats import format_table1, table1
+
         print(format_table1(table1(datasets, opts.data_root)))
     if opts.tune:
         tune(opts, store, datasets)
@@ -124,9 +145,17 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
         return 0
     if not opts.report:
         log(" + ".join(f"{a.name}: {len(a.specs)} runs" for a in arts))
-        execute([s for a in arts for s in a.specs], store, opts.device, opts.jobs, opts.force,
-                verbose=not opts.quiet, backend=opts.backend, scheduler=opts.scheduler,
-                checkpoint_seconds=opts.checkpoint_minutes * 60)
+        execute(
+            [s for a in arts for s in a.specs],
+            store,
+            opts.device,
+            opts.jobs,
+            opts.force,
+            verbose=not opts.quiet,
+            backend=opts.backend,
+            scheduler=opts.scheduler,
+            checkpoint_seconds=opts.checkpoint_minutes * 60,
+        )
     per_artefact = RecordIndex(store).records(arts)
     commands, rendered, written, all_records = [], [], [], []
     for a, records in zip(arts, per_artefact):
@@ -136,6 +165,7 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
         all_records += records
     if opts.all or opts.report:
         from .report_page import write_report
+
         uniq = list({r.key: r for r in all_records}.values())
         written.append(write_report(uniq, commands, rendered, opts.tag))
     for p in written:
@@ -163,11 +193,14 @@ def plan(arts: list[Artefact], store: RunStore) -> list[str]:
                     continue
                 typical += e.typical_seconds
                 worst += e.worst_seconds
-            lines.append(f"{a.name} / {d}: {len(specs)} runs, {len(specs) - len(todo)} recorded or shared, "
-                         f"{len(todo)} to run")
-    lines.append(f"to run: about {typical / 3600:.1f} h in one process if runs stop where recorded ones did, "
-                 f"at most {worst / 3600:.1f} h" + (f"; {unknown} run(s) of a dataset and model with no record "
-                                                     "to estimate from" if unknown else ""))
+            lines.append(
+                f"{a.name} / {d}: {len(specs)} runs, {len(specs) - len(todo)} recorded or shared, {len(todo)} to run"
+            )
+    lines.append(
+        f"to run: about {typical / 3600:.1f} h in one process if runs stop where recorded ones did, "
+        f"at most {worst / 3600:.1f} h"
+        + (f"; {unknown} run(s) of a dataset and model with no record to estimate from" if unknown else "")
+    )
     return lines
 
 
@@ -176,16 +209,26 @@ def tune(opts: Options, store: RunStore, datasets: list[str]) -> None:
     grid = tuning.parse_grid(opts.grid) if opts.grid else None
     specs = tuning.tune_specs(opts.tune, datasets, opts.seeds or [0], opts.epochs, grid)
     log(f"tuning {opts.tune}: {len(specs)} runs")
-    records = execute(specs, store, opts.device, opts.jobs, opts.force, verbose=not opts.quiet,
-                      backend=opts.backend, scheduler=opts.scheduler)
+    records = execute(
+        specs,
+        store,
+        opts.device,
+        opts.jobs,
+        opts.force,
+        verbose=not opts.quiet,
+        backend=opts.backend,
+        scheduler=opts.scheduler,
+    )
     n_points = len(specs) // max(len(datasets), 1) // len(opts.seeds or [0])
     for d in datasets:
         config, valid = tuning.select([r for r in records if r.spec.dataset == d])
         tuning.save_choice(d, opts.tune, config, valid, n_points)
         print(f"{d} / {opts.tune}: chose {config} (valid recall@20 {valid:.4f}) -> {tuning.tuned_path()}")
         for r in sorted((r for r in records if r.spec.dataset == d), key=lambda r: -r.valid["recall@20"]):
-            print(f"    valid recall@20 {r.valid['recall@20']:.4f}  best epoch {r.best_epoch:3d}  "
-                  f"{ {**r.spec.config, **r.spec.train} }")
+            print(
+                f"    valid recall@20 {r.valid['recall@20']:.4f}  best epoch {r.best_epoch:3d}  "
+                f"{ {**r.spec.config, **r.spec.train} }"
+            )
 
 
 @contextmanager
@@ -227,11 +270,16 @@ def check(opts: Options) -> int:
         with _home(scratch):
             # tagged reports first: the default REPORT.md links them
             for entry in sorted(groups.values(), key=lambda e: e["options"].get("tag") == ""):
-                gone = [k for k in entry["records"] if not any((store.directory / f"{k}{ext}").is_file()
-                                                               for ext in (".json.gz", ".json"))]
+                gone = [
+                    k
+                    for k in entry["records"]
+                    if not any((store.directory / f"{k}{ext}").is_file() for ext in (".json.gz", ".json"))
+                ]
                 if gone:
-                    problems += [f"{display_path(store.directory)}/{k}.json.gz: missing, and artefacts were "
-                                 "rendered from it" for k in gone]
+                    problems += [
+                        f"{display_path(store.directory)}/{k}.json.gz: missing, and artefacts were rendered from it"
+                        for k in gone
+                    ]
                     continue
                 names = {f.name for f in fields(Options)}
                 o = replace(Options(), **{k: v for k, v in entry["options"].items() if k in names})
@@ -252,8 +300,10 @@ def check(opts: Options) -> int:
                 problems.append(f"{rel}: differs when re-rendered from the committed records")
     for p in problems:
         log(f"check: {p}")
-    log(f"check: {len(manifest)} artefact files, {len(groups)} invocations, "
-        + ("all reproduced" if not problems else f"{len(problems)} problem(s)"))
+    log(
+        f"check: {len(manifest)} artefact files, {len(groups)} invocations, "
+        + ("all reproduced" if not problems else f"{len(problems)} problem(s)")
+    )
     return 1 if problems else 0
 
 
@@ -273,7 +323,9 @@ def verify(opts: Options) -> int:
             chosen.append(r)
             spent += r.total_seconds
     else:
-        chosen = random.Random(opts.seeds[0] if opts.seeds else None).sample(records, min(opts.verify or 1, len(records)))
+        chosen = random.Random(opts.seeds[0] if opts.seeds else None).sample(
+            records, min(opts.verify or 1, len(records))
+        )
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         scratch = RunStore(Path(tmp), opts.data_root)
@@ -284,10 +336,17 @@ def verify(opts: Options) -> int:
             same = new.numbers() == r.numbers()
             failed += not same
             diff = [k for k in r.numbers() if new.numbers()[k] != r.numbers()[k]]
-            print(f"verify {n}/{len(chosen)} {r.spec.label()} key {r.key} ({r.torch_threads} thread(s), "
-                  f"{time.perf_counter() - t:.0f}s; recorded by {r.code_version}): "
-                  + ("reproduced exactly" if same else f"DIFFERS in {', '.join(diff)} (test recall@20 "
-                     f"{new.test['recall@20']!r} against {r.test['recall@20']!r})"), flush=True)
+            print(
+                f"verify {n}/{len(chosen)} {r.spec.label()} key {r.key} ({r.torch_threads} thread(s), "
+                f"{time.perf_counter() - t:.0f}s; recorded by {r.code_version}): "
+                + (
+                    "reproduced exactly"
+                    if same
+                    else f"DIFFERS in {', '.join(diff)} (test recall@20 "
+                    f"{new.test['recall@20']!r} against {r.test['recall@20']!r})"
+                ),
+                flush=True,
+            )
     print(f"verify: {len(chosen) - failed} of {len(chosen)} runs reproduced exactly")
     return 1 if failed else 0
 

@@ -6,11 +6,12 @@ A run is compared with recorded runs of the same dataset and model, preferring t
 same configuration (a d=512 MMIL run costs several times a d=64 one): its typical time is as long
 as those took (uncapped ones preferred), its worst their seconds per epoch times its epoch cap.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from .record import Record
 from .spec import RunSpec
@@ -24,8 +25,11 @@ class Estimate:
 
 def _setting(spec: RunSpec) -> str:
     """A spec's model and training settings, without the seed."""
-    return json.dumps({"config": dict(spec.config), "train": dict(spec.train), "epochs": spec.epochs,
-                       "precision": spec.precision}, sort_keys=True, default=str)
+    return json.dumps(
+        {"config": dict(spec.config), "train": dict(spec.train), "epochs": spec.epochs, "precision": spec.precision},
+        sort_keys=True,
+        default=str,
+    )
 
 
 class History:
@@ -52,9 +56,11 @@ class History:
 def longest_first(specs: list[RunSpec], history: History) -> list[RunSpec]:
     """``specs`` by decreasing typical time; those with nothing to go by first, since they may be
     long, and ties in their given order."""
+
     def cost(s: RunSpec) -> float:
         e = history.estimate(s)
         return float("inf") if e is None else e.typical_seconds
+
     return sorted(specs, key=cost, reverse=True)
 
 

@@ -4,14 +4,15 @@ A run checkpoints its full state into the store every few minutes (``CHECKPOINT_
 rerun of the same command resumes a killed run from its checkpoint and finishes with exactly the
 numbers of an uninterrupted one. Records are written by the driver, atomically, as runs come back.
 """
+
 from __future__ import annotations
 
 import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -36,12 +37,17 @@ def _git_describe(root: Path = ROOT) -> str:
     """``git describe`` of ``root``, with ``-dirty`` only where a file under CODE_PATHS differs
     from the commit (tracked edits, or untracked files that git does not ignore)."""
     try:
-        head = subprocess.run(["git", "-C", str(root), "describe", "--always"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         if not head:
             return "unknown"
-        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", *CODE_PATHS],
-                                 capture_output=True, text=True, timeout=10).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", *CODE_PATHS],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return f"{head}-dirty" if changed else head
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -60,8 +66,13 @@ def _round(a: np.ndarray) -> list[float]:
     return [round(float(x), 6) for x in a]
 
 
-def run_one(spec: RunSpec, store: RunStore, device: str = "auto", log: Log | None = stderr_log,
-            checkpoint_seconds: float = CHECKPOINT_SECONDS) -> Record:
+def run_one(
+    spec: RunSpec,
+    store: RunStore,
+    device: str = "auto",
+    log: Log | None = stderr_log,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+) -> Record:
     """Train and test one run (resuming its checkpoint if the store holds one); returns its
     record, which the caller writes."""
     data = load_dataset(spec.dataset, store.data_root)
@@ -72,33 +83,63 @@ def run_one(spec: RunSpec, store: RunStore, device: str = "auto", log: Log | Non
     t0 = time.perf_counter()
     model = cls(data, mcfg).to(dev)
     ckpt = store.checkpoint_path(spec)
-    result = train(model, data, tcfg, spec.seed, spec.mask_valid_at_test, log=log, label=spec.label(),
-                   precision=spec.precision, checkpoint=ckpt, checkpoint_seconds=checkpoint_seconds)
+    result = train(
+        model,
+        data,
+        tcfg,
+        spec.seed,
+        spec.mask_valid_at_test,
+        log=log,
+        label=spec.label(),
+        precision=spec.precision,
+        checkpoint=ckpt,
+        checkpoint_seconds=checkpoint_seconds,
+    )
     summary = data.summary()
     record = Record(
-        spec=spec, key=store.key(spec), config=config_dict(mcfg), train_config=config_dict(tcfg),
+        spec=spec,
+        key=store.key(spec),
+        config=config_dict(mcfg),
+        train_config=config_dict(tcfg),
         dataset=DatasetInfo(**summary, checksum=data.checksum, source=data.source),  # type: ignore[arg-type]
         model={"name": spec.model, "n_parameters": sum(p.numel() for p in model.parameters()), **model.describe()},
-        epochs_capped=spec.epochs is not None, code_version=code_version(), device=str(dev),
+        epochs_capped=spec.epochs is not None,
+        code_version=code_version(),
+        device=str(dev),
         hardware=f"{platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}"
         + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
-        torch_threads=torch.get_num_threads(), history=result.history, epochs_run=result.epochs_run,
-        stopped_early=result.stopped_early, best_epoch=result.best_epoch, valid=result.best_valid,
-        test=result.test.mean, mask_valid_at_test=spec.mask_valid_at_test,
+        torch_threads=torch.get_num_threads(),
+        history=result.history,
+        epochs_run=result.epochs_run,
+        stopped_early=result.stopped_early,
+        best_epoch=result.best_epoch,
+        valid=result.best_valid,
+        test=result.test.mean,
+        mask_valid_at_test=spec.mask_valid_at_test,
         test_per_user={k: _round(result.test.per_user[k]) for k in ("recall@20", "precision@20", "ndcg@20")},
-        test_users=int(len(result.test.users)), seconds_per_epoch=result.seconds_per_epoch,
+        test_users=int(len(result.test.users)),
+        seconds_per_epoch=result.seconds_per_epoch,
         eval_seconds=result.eval_seconds,
         # a resumed run adds the training and evaluation time its checkpoint recorded
         total_seconds=time.perf_counter() - t0 + result.seconds_before_resume,
         # CUDA: this run's peak; CPU: the process's peak RSS, which includes earlier runs of the
         # same process (python -m benchmark.speed --models measures each model alone)
-        peak_memory_mb=result.peak_memory_mb, finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-        resumed=result.resumed)
+        peak_memory_mb=result.peak_memory_mb,
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        resumed=result.resumed,
+    )
     return record
 
 
-def _worker(spec: RunSpec, store: RunStore, device: str, threads: int, verbose: bool,
-            force: bool = False, checkpoint_seconds: float = CHECKPOINT_SECONDS) -> tuple[Record, bool]:
+def _worker(
+    spec: RunSpec,
+    store: RunStore,
+    device: str,
+    threads: int,
+    verbose: bool,
+    force: bool = False,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+) -> tuple[Record, bool]:
     """The run's record and whether it was trained here: a record written since the driver made
     its list (by another driver on the same store) is taken as it is."""
     if not force and (rec := store.get(spec)) is not None:
@@ -111,10 +152,18 @@ def unique(specs: Iterable[RunSpec]) -> list[RunSpec]:
     return list({s.identity(): s for s in specs}.values())
 
 
-def execute(specs: Iterable[RunSpec], store: RunStore, device: str = "auto", jobs: int = 1,
-            force: bool = False, verbose: bool = True, progress: Callable[[str], None] = stderr_log,
-            backend: str = "loky", scheduler: str | None = None,
-            checkpoint_seconds: float = CHECKPOINT_SECONDS) -> list[Record]:
+def execute(
+    specs: Iterable[RunSpec],
+    store: RunStore,
+    device: str = "auto",
+    jobs: int = 1,
+    force: bool = False,
+    verbose: bool = True,
+    progress: Callable[[str], None] = stderr_log,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+) -> list[Record]:
     """Run every spec whose record is missing (all with ``force``); return every record, in order.
 
     ``backend="loky"`` runs ``jobs`` local processes; ``backend="dask"`` hands the runs to the
@@ -135,8 +184,18 @@ def execute(specs: Iterable[RunSpec], store: RunStore, device: str = "auto", job
     return out
 
 
-def _run(todo: list[RunSpec], store: RunStore, device: str, jobs: int, force: bool, verbose: bool,
-         progress: Callable[[str], None], backend: str, scheduler: str | None, checkpoint_seconds: float) -> None:
+def _run(
+    todo: list[RunSpec],
+    store: RunStore,
+    device: str,
+    jobs: int,
+    force: bool,
+    verbose: bool,
+    progress: Callable[[str], None],
+    backend: str,
+    scheduler: str | None,
+    checkpoint_seconds: float,
+) -> None:
     parallel = jobs > 1 or backend == "dask"
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1)) if parallel else torch.get_num_threads()
     history = History(store.all())
@@ -150,6 +209,7 @@ def _run(todo: list[RunSpec], store: RunStore, device: str, jobs: int, force: bo
     results: Iterator[tuple[Record, bool]]
     if backend == "dask":
         from dask.distributed import Client, as_completed  # optional dependency: the `dask` extra
+
         client = Client(scheduler) if scheduler else Client(processes=False)
         futures = client.map(_worker, todo, *([a] * len(todo) for a in args), pure=False)
         results = (f.result() for f in as_completed(futures))
@@ -157,6 +217,7 @@ def _run(todo: list[RunSpec], store: RunStore, device: str, jobs: int, force: bo
         results = (_worker(s, *args) for s in todo)
     else:
         from joblib import Parallel, delayed
+
         results = Parallel(n_jobs=jobs, return_as="generator_unordered")(delayed(_worker)(s, *args) for s in todo)
     for n, (rec, ran) in enumerate(results, start=1):
         if ran:
@@ -164,11 +225,14 @@ def _run(todo: list[RunSpec], store: RunStore, device: str, jobs: int, force: bo
             store.checkpoint_path(rec.spec).unlink(missing_ok=True)
         el = time.perf_counter() - t0
         finished.add(rec.key)
-        left = time_left(el, [estimated.get(k) for k in finished],
-                         [v for k, v in estimated.items() if k not in finished])
-        progress(f"runs {n}/{len(todo)} done ({rec.spec.dataset}/{rec.spec.model} seed {rec.spec.seed}: "
-                 f"test recall@20 {rec.test['recall@20']:.4f}"
-                 f"{'' if ran else ', recorded meanwhile by another process'}); "
-                 f"{el:.0f}s elapsed, about {left:.0f}s left")
+        left = time_left(
+            el, [estimated.get(k) for k in finished], [v for k, v in estimated.items() if k not in finished]
+        )
+        progress(
+            f"runs {n}/{len(todo)} done ({rec.spec.dataset}/{rec.spec.model} seed {rec.spec.seed}: "
+            f"test recall@20 {rec.test['recall@20']:.4f}"
+            f"{'' if ran else ', recorded meanwhile by another process'}); "
+            f"{el:.0f}s elapsed, about {left:.0f}s left"
+        )
     if client is not None and scheduler:
         client.close()

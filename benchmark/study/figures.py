@@ -3,6 +3,7 @@
 One row of panels per swept parameter, two panels per row (Recall@20, NDCG@20), one line per
 dataset with the std over seeds as a band; the x axis is logarithmic where the grid is.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

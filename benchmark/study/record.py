@@ -4,10 +4,12 @@ One record per run, stored by `benchmark.study.store.RunStore`. It names everyth
 depend on (spec, resolved configs, dataset checksum, code version, device, torch threads) and
 keeps the per-user test values that the significance tests need.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 from .spec import RunSpec
 
@@ -34,10 +36,10 @@ class DatasetInfo:
 class Record:
     spec: RunSpec
     key: str
-    config: dict[str, Any]            # the model's resolved config
-    train_config: dict[str, Any]      # the trainer's resolved config
+    config: dict[str, Any]  # the model's resolved config
+    train_config: dict[str, Any]  # the trainer's resolved config
     dataset: DatasetInfo
-    model: dict[str, Any]             # name, n_parameters and the model's `describe()`
+    model: dict[str, Any]  # name, n_parameters and the model's `describe()`
     epochs_capped: bool
     code_version: str
     device: str
@@ -47,7 +49,7 @@ class Record:
     epochs_run: int
     stopped_early: bool
     best_epoch: int
-    valid: dict[str, float]           # validation metrics of the restored best epoch
+    valid: dict[str, float]  # validation metrics of the restored best epoch
     test: dict[str, float]
     mask_valid_at_test: bool
     test_per_user: dict[str, list[float]]
@@ -57,8 +59,8 @@ class Record:
     total_seconds: float
     peak_memory_mb: float
     finished: str
-    resumed: int = 0                  # times the run resumed from a checkpoint
-    extra: dict[str, Any] = field(default_factory=dict)   # keys of a newer writer, kept as they are
+    resumed: int = 0  # times the run resumed from a checkpoint
+    extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer writer, kept as they are
 
     @property
     def variant(self) -> str:
@@ -67,20 +69,30 @@ class Record:
 
     def numbers(self) -> dict[str, Any]:
         """What must reproduce exactly: everything but timings, memory, dates and code version."""
-        return {"key": self.key, "history": [{k: v for k, v in row.items()} for row in self.history],
-                "epochs_run": self.epochs_run, "best_epoch": self.best_epoch, "valid": self.valid,
-                "test": self.test, "test_per_user": self.test_per_user}
+        return {
+            "key": self.key,
+            "history": [{k: v for k, v in row.items()} for row in self.history],
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "valid": self.valid,
+            "test": self.test,
+            "test_per_user": self.test_per_user,
+        }
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("spec", "dataset", "extra")}
         return {"spec": self.spec.to_json(), "dataset": asdict(self.dataset), **out, **self.extra}
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Record":
+    def from_json(cls, d: Mapping[str, Any]) -> Record:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names and k not in ("spec", "dataset", "extra")}
         extra = {k: v for k, v in d.items() if k not in names}
         ds = dict(d["dataset"])
         ds_names = {f.name for f in fields(DatasetInfo)}
-        return cls(spec=RunSpec.from_json(d["spec"]), dataset=DatasetInfo(**{k: v for k, v in ds.items() if k in ds_names}),
-                   extra=extra, **kw)
+        return cls(
+            spec=RunSpec.from_json(d["spec"]),
+            dataset=DatasetInfo(**{k: v for k, v in ds.items() if k in ds_names}),
+            extra=extra,
+            **kw,
+        )

@@ -6,6 +6,7 @@ time in spec order against longest first (``study.execute``'s order under ``--jo
 A simulation from the run store (each run's ``total_seconds`` as recorded, one thread),
 not a timing: it shows what the ordering alone changes. Runs without a record are left out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,10 @@ def main(argv: list[str] | None = None) -> None:
         spec_order = finishing_time([seconds[store.key(s)] for s in have], n)
         longest = finishing_time([seconds[store.key(s)] for s in ordered], n)
         bound = max(total / n, max(seconds.values()))
-        print(f"{n} workers: spec order {spec_order / 3600:.2f} h, longest first {longest / 3600:.2f} h, "
-              f"lower bound {bound / 3600:.2f} h")
+        print(
+            f"{n} workers: spec order {spec_order / 3600:.2f} h, longest first {longest / 3600:.2f} h, "
+            f"lower bound {bound / 3600:.2f} h"
+        )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
   in every run on a dataset), two-sided paired t-test;
 - over seeds: the mean metric per seed, paired by seed, two-sided paired t-test (needs >= 2 seeds).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,12 +5,14 @@ Its key is a hash of the *resolved* spec (every default filled in) and of the da
 checksum, so the same run asked for in two ways gets one record, and a changed dataset gets a
 new one. The key holds no code version: after changing a model, rerun with ``--force``.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..config import ConfigError, TrainConfig, build_config, config_dict
 from ..registry import get_model
@@ -36,8 +38,9 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         if "max_epochs" in self.train:
-            raise ConfigError(f"{self.label()}: cap epochs with the spec's `epochs` (--epochs), "
-                              "not a train override of max_epochs")
+            raise ConfigError(
+                f"{self.label()}: cap epochs with the spec's `epochs` (--epochs), not a train override of max_epochs"
+            )
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"{self.label()}: precision must be fp32 or bf16, got {self.precision!r}")
 
@@ -56,29 +59,61 @@ class RunSpec:
 
     def identity(self) -> str:
         """The spec as given (before defaults), for de-duplicating a run list."""
-        return json.dumps({"dataset": self.dataset, "model": self.model, "seed": self.seed,
-                           "config": dict(self.config), "train": dict(self.train), "epochs": self.epochs,
-                           "mask_valid_at_test": self.mask_valid_at_test, "precision": self.precision},
-                          sort_keys=True, default=str)
+        return json.dumps(
+            {
+                "dataset": self.dataset,
+                "model": self.model,
+                "seed": self.seed,
+                "config": dict(self.config),
+                "train": dict(self.train),
+                "epochs": self.epochs,
+                "mask_valid_at_test": self.mask_valid_at_test,
+                "precision": self.precision,
+            },
+            sort_keys=True,
+            default=str,
+        )
 
     def key(self, checksum: str) -> str:
         """The record's name, given the dataset's checksum (`RunStore.key` looks it up once per
         dataset). fp32 adds nothing to the hash, so keys made before precision existed hold."""
         mcfg, tcfg = self.resolved()
-        ident = {"dataset": self.dataset, "checksum": checksum, "model": self.model,
-                 "seed": self.seed, "config": config_dict(mcfg), "train": config_dict(tcfg),
-                 "capped": self.epochs is not None, "mask_valid_at_test": self.mask_valid_at_test,
-                 "version": RECORD_VERSION}
+        ident = {
+            "dataset": self.dataset,
+            "checksum": checksum,
+            "model": self.model,
+            "seed": self.seed,
+            "config": config_dict(mcfg),
+            "train": config_dict(tcfg),
+            "capped": self.epochs is not None,
+            "mask_valid_at_test": self.mask_valid_at_test,
+            "version": RECORD_VERSION,
+        }
         if self.precision != "fp32":
             ident["precision"] = self.precision
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
     def to_json(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "model": self.model, "seed": self.seed, "config": dict(self.config),
-                "train": dict(self.train), "epochs": self.epochs, "mask_valid_at_test": self.mask_valid_at_test,
-                "precision": self.precision}
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "seed": self.seed,
+            "config": dict(self.config),
+            "train": dict(self.train),
+            "epochs": self.epochs,
+            "mask_valid_at_test": self.mask_valid_at_test,
+            "precision": self.precision,
+        }
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "RunSpec":
-        return cls(d["dataset"], d["model"], int(d["seed"]), dict(d.get("config", {})), dict(d.get("train", {})),
-                   d.get("epochs"), bool(d.get("mask_valid_at_test", False)), d.get("precision", "fp32"))
+    def from_json(cls, d: Mapping[str, Any]) -> RunSpec:
+        return cls(
+            d["dataset"],
+            d["model"],
+            int(d["seed"]),
+            dict(d.get("config", {})),
+            dict(d.get("train", {})),
+            d.get("epochs"),
+            bool(d.get("mask_valid_at_test", False)),
+            d.get("precision", "fp32"),
+        )

@@ -13,6 +13,7 @@ Prints, on the Baby split (or a synthetic preset when the real data is absent):
    counter is reset once the data is loaded, beside the resident size of the data alone. (A run record's ``peak_memory_mb`` is its process's peak,
    which includes earlier runs of the same process: use this for per-model figures.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -30,9 +31,9 @@ from ..config import TrainConfig, build_config
 from ..data import load_dataset
 from ..evaluator import evaluate
 from ..graphs import adjacency_operator, normalised_adjacency, propagate
+from ..model import Batch
 from ..paths import ROOT
 from ..registry import get_model
-from ..model import Batch
 from ..sampling import epoch_pairs, interaction_keys, sample_negatives
 from ..trainer import make_optimizer, peak_memory_mb, run_epoch, seed_everything, train
 
@@ -68,6 +69,7 @@ def time_epoch_and_eval(dataset: str, root: Path | None, repeats: int) -> dict[s
 
 def time_propagation(dataset: str, root: Path | None, repeats: int) -> dict[str, float]:
     from torch_geometric.nn import LGConv
+
     data = load_dataset(dataset, root)
     csr = normalised_adjacency(data.train)
     op = adjacency_operator(data.train)
@@ -77,18 +79,21 @@ def time_propagation(dataset: str, root: Path | None, repeats: int) -> dict[str,
     x = torch.randn(csr.shape[0], 64, requires_grad=True)
 
     def layers(step: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
-        def run() -> None:   # LightGCN's layer mean, one layer at a time
+        def run() -> None:  # LightGCN's layer mean, one layer at a time
             h = out = x
             for _ in range(3):
                 h = step(h)
                 out = out + h
             (out / 4).sum().backward()
+
         return run
 
-    return {"torch_csr_s": best_of(layers(lambda h: torch.sparse.mm(csr, h)), repeats),
-            "pyg_lgconv_s": best_of(layers(lambda h: conv(h, edge_index, weight)), repeats),
-            "sparse_operator_s": best_of(layers(op), repeats),
-            "layer_mean_operator_s": best_of(lambda: propagate(op, x, 3).sum().backward(), repeats)}
+    return {
+        "torch_csr_s": best_of(layers(lambda h: torch.sparse.mm(csr, h)), repeats),
+        "pyg_lgconv_s": best_of(layers(lambda h: conv(h, edge_index, weight)), repeats),
+        "sparse_operator_s": best_of(layers(op), repeats),
+        "layer_mean_operator_s": best_of(lambda: propagate(op, x, 3).sum().backward(), repeats),
+    }
 
 
 def time_steps(model: str, data, steps: int, warmup: int = 1) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -114,7 +119,7 @@ def time_steps(model: str, data, steps: int, warmup: int = 1) -> dict[str, float
 
     def step(i: int) -> None:
         s = (i % n_steps) * cfg.batch_size
-        batch = Batch(*(torch.from_numpy(a[s:s + cfg.batch_size]) for a in (users, pos, neg)))
+        batch = Batch(*(torch.from_numpy(a[s : s + cfg.batch_size]) for a in (users, pos, neg)))
         loss = net.loss(batch)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -136,13 +141,17 @@ def per_model_table(models: list[str], dataset: str, root: Path | None, steps: i
     torch.set_num_threads(1)
     data = load_dataset(dataset, root)
     base = time_steps("lightgcn", data, steps)
-    lines = [f"{dataset}, 1 thread, {steps} steps timed per model after 1 warm-up, scaled to an epoch "
-             f"({base['steps']:.0f} steps of LightGCN's batch)",
-             f"{'model':10s} {'cpu s/epoch':>12s} {'wall s/epoch':>13s} {'cpu ratio':>10s} {'wall ratio':>11s}"]
+    lines = [
+        f"{dataset}, 1 thread, {steps} steps timed per model after 1 warm-up, scaled to an epoch "
+        f"({base['steps']:.0f} steps of LightGCN's batch)",
+        f"{'model':10s} {'cpu s/epoch':>12s} {'wall s/epoch':>13s} {'cpu ratio':>10s} {'wall ratio':>11s}",
+    ]
     for m in models:
         r = base if m == "lightgcn" else time_steps(m, data, steps)
-        lines.append(f"{m:10s} {r['cpu_s']:12.2f} {r['wall_s']:13.2f} {r['cpu_s'] / base['cpu_s']:10.1f} "
-                     f"{r['wall_s'] / base['wall_s']:11.1f}")
+        lines.append(
+            f"{m:10s} {r['cpu_s']:12.2f} {r['wall_s']:13.2f} {r['cpu_s'] / base['cpu_s']:10.1f} "
+            f"{r['wall_s'] / base['wall_s']:11.1f}"
+        )
     return lines
 
 
@@ -168,6 +177,7 @@ def child_peak_memory(model: str, dataset: str, root: Path | None, epochs: int) 
     the data only); prints JSON. With the peak counter reset after loading, ``peak_mb`` is the
     peak RSS of building and training the model with the data resident."""
     import gc
+
     load_dataset(dataset, root)
     gc.collect()
     resident = _proc_status_mb("VmRSS")
@@ -183,8 +193,17 @@ def child_peak_memory(model: str, dataset: str, root: Path | None, epochs: int) 
 
 
 def measure_in_child(model: str, dataset: str, data_root: Path, epochs: int) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "benchmark.study.speed", "--data-root", str(data_root), "--child", model, dataset,
-           str(epochs)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmark.study.speed",
+        "--data-root",
+        str(data_root),
+        "--child",
+        model,
+        dataset,
+        str(epochs),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -197,8 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", help="also measure these models' peak memory and s/epoch")
     p.add_argument("--memory-dataset", default="synthetic-clothing", help="dataset of the --models runs")
     p.add_argument("--only-models", action="store_true", help="skip the LightGCN timings (1-4)")
-    p.add_argument("--per-model", metavar="DATASET",
-                   help="seconds per epoch of each --models model beside LightGCN's on DATASET, one thread")
+    p.add_argument(
+        "--per-model",
+        metavar="DATASET",
+        help="seconds per epoch of each --models model beside LightGCN's on DATASET, one thread",
+    )
     p.add_argument("--steps", type=int, default=10, help="with --per-model: steps timed per model")
     p.add_argument("--child", nargs=3, metavar=("MODEL", "DATASET", "EPOCHS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -211,24 +233,33 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.models:
         base = measure_in_child("none", args.memory_dataset, args.data_root, 0)["peak_mb"]
-        print(f"{args.memory_dataset}, {args.memory_epochs} epochs each, fresh process per model; "
-              f"peak RSS with the data resident (data alone: {base:.0f} MB RSS)")
+        print(
+            f"{args.memory_dataset}, {args.memory_epochs} epochs each, fresh process per model; "
+            f"peak RSS with the data resident (data alone: {base:.0f} MB RSS)"
+        )
         for m in args.models:
             r = measure_in_child(m, args.memory_dataset, args.data_root, args.memory_epochs)
             print(f"  {m:10s} {r['seconds_per_epoch']:7.2f} s/epoch   peak RSS {r['peak_mb']:6.0f} MB")
         if args.only_models:
             return
-    small, big = ("amazon-baby", "amazon-clothing") if root and (root / "amazon-baby").is_dir() \
+    small, big = (
+        ("amazon-baby", "amazon-clothing")
+        if root and (root / "amazon-baby").is_dir()
         else ("synthetic-baby", "synthetic-clothing")
+    )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; datasets {small}, {big}")
     r = time_epoch_and_eval(small, root, args.repeats)
-    print(f"LightGCN epoch on {small}: {r['epoch_s']:.2f} s;  full-ranking pass "
-          f"({r['eval_users']} users, top-50): {r['eval_s']:.2f} s")
+    print(
+        f"LightGCN epoch on {small}: {r['epoch_s']:.2f} s;  full-ranking pass "
+        f"({r['eval_users']} users, top-50): {r['eval_s']:.2f} s"
+    )
     prop = time_propagation(small, root, args.repeats)
     print("propagation, mean of 3 layers fwd+bwd: " + ", ".join(f"{k[:-2]} {v:.3f} s" for k, v in prop.items()))
     mem = measure_in_child("lightgcn", big, args.data_root, args.memory_epochs)
-    print(f"LightGCN run on {big} ({args.memory_epochs} epochs + validations + test): peak RSS "
-          f"{mem['peak_mb']:.0f} MB, {mem['seconds_per_epoch']:.1f} s/epoch")
+    print(
+        f"LightGCN run on {big} ({args.memory_epochs} epochs + validations + test): peak RSS "
+        f"{mem['peak_mb']:.0f} MB, {mem['seconds_per_epoch']:.1f} s/epoch"
+    )
 
 
 if __name__ == "__main__":

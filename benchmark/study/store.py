@@ -8,13 +8,14 @@ needs its dataset's checksum: the store loads each dataset once to read it.
 Records are ``<key>.json.gz``, written with a zero gzip timestamp so the same record gives the
 same bytes; a plain ``<key>.json`` of an earlier version of the suite is still read.
 """
+
 from __future__ import annotations
 
 import gzip
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from ..data import load_dataset
 from ..paths import runs_dir

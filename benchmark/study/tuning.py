@@ -6,13 +6,15 @@ with the best *validation* metric of the restored best epoch (the record's ``val
 ``test`` block is never read); `save_choice` stores it in ``results/tuned.json``, where the
 Table 2 runs pick it up.
 """
+
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..atomic import write_text_atomic
 from ..config import TrainConfig
@@ -32,8 +34,10 @@ def grid_of(model: str) -> dict[str, list[Any]]:
 def split_point(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A grid point's keys of the trainer (lr, ...) apart from the model's own."""
     train_keys = {f.name for f in fields(TrainConfig)}
-    return ({k: v for k, v in point.items() if k not in train_keys},
-            {k: v for k, v in point.items() if k in train_keys})
+    return (
+        {k: v for k, v in point.items() if k not in train_keys},
+        {k: v for k, v in point.items() if k in train_keys},
+    )
 
 
 def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
@@ -56,8 +60,13 @@ def _value(text: str) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def tune_specs(model: str, datasets: Iterable[str], seeds: Iterable[int] = (0,),
-               epochs: int | None = None, grid: dict[str, list[Any]] | None = None) -> list[RunSpec]:
+def tune_specs(
+    model: str,
+    datasets: Iterable[str],
+    seeds: Iterable[int] = (0,),
+    epochs: int | None = None,
+    grid: dict[str, list[Any]] | None = None,
+) -> list[RunSpec]:
     """One run per grid point (the model's own grid unless ``grid`` is given); a grid may hold
     trainer keys (``lr``) beside the model's."""
     grid = grid or grid_of(model)

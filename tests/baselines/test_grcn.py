@@ -1,5 +1,6 @@
 """GRCN specifics: one non-negative weight per directed edge, the routing direction flag, and
 the attention / routing maths against a plain per-node computation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -69,9 +70,11 @@ def test_routing_and_attention_match_a_per_node_computation() -> None:
 def test_loss_reaches_every_table() -> None:
     model, data = _model()
     g = torch.Generator().manual_seed(1)
-    batch = Batch(torch.randint(0, data.n_users, (64,), generator=g),
-                  torch.randint(0, data.n_items, (64,), generator=g),
-                  torch.randint(0, data.n_items, (64,), generator=g))
+    batch = Batch(
+        torch.randint(0, data.n_users, (64,), generator=g),
+        torch.randint(0, data.n_items, (64,), generator=g),
+        torch.randint(0, data.n_items, (64,), generator=g),
+    )
     model.loss(batch)["loss"].backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -105,8 +108,14 @@ def _ref_tables(model, data) -> tuple[torch.Tensor, torch.Tensor]:  # type: igno
         p_e = p.index_select(0, eu)
         s = (p_e * c_e).sum(1)
         a_item, a_user = _ref_segment_softmax(s, ei, n_i), _ref_segment_softmax(s, eu, n_u)
-        reps.append(torch.cat([p + _ref_sum_at(a_user.unsqueeze(1) * c_e, eu, n_u),
-                               c + _ref_sum_at(a_item.unsqueeze(1) * p_e, ei, n_i)]))
+        reps.append(
+            torch.cat(
+                [
+                    p + _ref_sum_at(a_user.unsqueeze(1) * c_e, eu, n_u),
+                    c + _ref_sum_at(a_item.unsqueeze(1) * p_e, ei, n_i),
+                ]
+            )
+        )
         alphas.append(torch.cat([a_item, a_user]))
     w = (torch.stack(alphas, dim=1) * model.confidence.index_select(0, src)).amax(dim=1)
     w = F.relu(w) if model.config.pruning else w
@@ -125,25 +134,33 @@ def _ref_loss(model, data, batch: Batch) -> torch.Tensor:  # type: ignore[no-unt
     u, i, j = users[batch.users], items[batch.pos], items[batch.neg]
     rank = losses.bpr_dot(u, i, j)
     item_rows = model.n_users + torch.cat([batch.pos.reshape(-1), batch.neg.reshape(-1)])
-    reg = losses.mean_sq(model.id_embedding[batch.users], model.id_embedding[item_rows],
-                         *(model.preference[m][batch.users] for m in model.modalities))
+    reg = losses.mean_sq(
+        model.id_embedding[batch.users],
+        model.id_embedding[item_rows],
+        *(model.preference[m][batch.users] for m in model.modalities),
+    )
     return rank + model.config.reg_weight * reg
 
 
-@pytest.mark.parametrize("overrides", [{}, {"routing_reference_bug": True}, {"pruning": False}],
-                         ids=["default", "reference_bug", "no_pruning"])
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"routing_reference_bug": True}, {"pruning": False}],
+    ids=["default", "reference_bug", "no_pruning"],
+)
 @pytest.mark.parametrize("n_neg", [1, 3])
 def test_sparse_products_match_the_edge_list_reference(overrides: dict, n_neg: int) -> None:
     """Loss, scoring tables and every parameter gradient of the CSR / SDDMM implementation equal
     those of the old gather-multiply-index_add one, from the same weights and batch."""
     model, data = _model(**overrides)
-    with torch.no_grad():   # non-trivial confidences of both signs, so pruning and max both act
+    with torch.no_grad():  # non-trivial confidences of both signs, so pruning and max both act
         model.confidence.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(2))
     g = torch.Generator().manual_seed(3)
     neg_shape = (96,) if n_neg == 1 else (96, n_neg)
-    batch = Batch(torch.randint(0, data.n_users, (96,), generator=g),
-                  torch.randint(0, data.n_items, (96,), generator=g),
-                  torch.randint(0, data.n_items, neg_shape, generator=g))
+    batch = Batch(
+        torch.randint(0, data.n_users, (96,), generator=g),
+        torch.randint(0, data.n_items, (96,), generator=g),
+        torch.randint(0, data.n_items, neg_shape, generator=g),
+    )
     params = [p for _, p in model.named_parameters()]
     new = model.loss(batch)["loss"]
     new_grads = torch.autograd.grad(new, params)
@@ -155,8 +172,9 @@ def test_sparse_products_match_the_edge_list_reference(overrides: dict, n_neg: i
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
         # the gradients are 1e-2 at most, so the plain check is loose: again at the tensor's scale
         scale = b.abs().max()
-        torch.testing.assert_close(a / scale, b / scale, atol=1e-5, rtol=1e-5,
-                                   msg=lambda m, n=name: f"{n} (scaled): {m}")
+        torch.testing.assert_close(
+            a / scale, b / scale, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n} (scaled): {m}"
+        )
     with torch.no_grad():
         for a, b in zip(model.forward(), _ref_tables(model, data)):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

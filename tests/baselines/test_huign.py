@@ -1,4 +1,5 @@
 """HUIGN: assignments are row-stochastic; the item graph sees training interactions only."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +46,7 @@ def test_co_interaction_graph_uses_training_interactions_only() -> None:
     got = {(int(r), int(c)) for r, c in zip(*np.nonzero(a)) if r < c}
     assert got == expected
     assert np.allclose(a, a.T) and np.diag(a).sum() == 0
-    assert a[0, 2] == 0 and a[0, 3] == 0 and a[1, 5] == 0   # valid / test co-interactions absent
+    assert a[0, 2] == 0 and a[0, 3] == 0 and a[1, 5] == 0  # valid / test co-interactions absent
     # threshold: two common users needed -> no link here
     assert co_interaction_graph(data.train, min_co_users=2).values().numel() == 0
     model = get_model("huign")(data, build_config(get_model("huign").Config))

@@ -3,6 +3,7 @@ sweeps) and the refresh batch's graph product (`ValueSpmm`) against the computat
 replaced, kept here verbatim as the reference: 4096-row chunks of ``log(sum refl + sum between -
 self) - pos`` under activation checkpointing, and ``torch.sparse.mm``, gradients by autograd.
 Same weights, same batch: the loss and every parameter gradient must agree to 1e-5."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,25 +26,28 @@ TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 # ---- the old computation (baselines/_item_graphs.py before the strip pass), unchanged ----
 
+
 def _old_contrast_chunk(a: Tensor, b: Tensor, start: int, size: int, tau: float) -> Tensor:
-    q = a[start:start + size] / tau
+    q = a[start : start + size] / tau
     refl = torch.exp(q @ a.T).sum(1)
     between = torch.exp(q @ b.T).sum(1)
-    pos = (q * b[start:start + size]).sum(1)
-    self_sim = torch.exp((q * a[start:start + size]).sum(1))
+    pos = (q * b[start : start + size]).sum(1)
+    self_sim = torch.exp((q * a[start : start + size]).sum(1))
     return (torch.log(refl + between - self_sim) - pos).sum()
 
 
-def old_chunked_contrastive(anchor: Tensor, view: Tensor, tau: float, chunk: int = 4096,
-                            use_checkpoint: bool = True) -> Tensor:
+def old_chunked_contrastive(
+    anchor: Tensor, view: Tensor, tau: float, chunk: int = 4096, use_checkpoint: bool = True
+) -> Tensor:
     a, b = F.normalize(anchor, dim=1), F.normalize(view, dim=1)
     n = a.shape[0]
     ckpt = use_checkpoint and torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
     total = a.new_zeros(())
     for s in range(0, n, chunk):
         if ckpt:
-            total = total + checkpoint(_old_contrast_chunk, a, b, s, chunk, tau,
-                                       use_reentrant=False, preserve_rng_state=False)
+            total = total + checkpoint(
+                _old_contrast_chunk, a, b, s, chunk, tau, use_reentrant=False, preserve_rng_state=False
+            )
         else:
             total = total + _old_contrast_chunk(a, b, s, chunk, tau)
     return total / n
@@ -54,6 +58,7 @@ def old_spmm(a: SparseOperator | Tensor, x: Tensor) -> Tensor:
 
 
 # ---- the functions alone ----
+
 
 @pytest.mark.parametrize("rows", [1, 5, 16, 50, 64, 4096])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -79,8 +84,7 @@ def test_strip_infonce_gradient_to_one_input_and_without_grad() -> None:
     (g_got,) = torch.autograd.grad(chunked_contrastive(z, h, 0.5, rows=7), (z,))
     torch.testing.assert_close(g_got, g_ref, **TOL)
     with torch.no_grad():
-        torch.testing.assert_close(chunked_contrastive(z, h, 0.5, rows=7),
-                                   old_chunked_contrastive(z, h, 0.5), **TOL)
+        torch.testing.assert_close(chunked_contrastive(z, h, 0.5, rows=7), old_chunked_contrastive(z, h, 0.5), **TOL)
     a, b = F.normalize(z.detach(), dim=1), F.normalize(h, dim=1)
     assert not AllItemsLogSumExp.apply(a, b, 0.5, 7).requires_grad
 
@@ -119,6 +123,7 @@ def test_value_spmm_matches_torch_sparse_mm() -> None:
 
 # ---- MICRO and HCGCN: whole loss, every parameter gradient ----
 
+
 @pytest.fixture(scope="module")
 def data():  # type: ignore[no-untyped-def]
     return load_dataset("synthetic-tiny")
@@ -126,9 +131,14 @@ def data():  # type: ignore[no-untyped-def]
 
 def _batches(data, n: int = 64) -> list[Batch]:  # type: ignore[no-untyped-def]
     g = torch.Generator().manual_seed(3)
-    return [Batch(torch.randint(0, data.n_users, (n,), generator=g),
-                  torch.randint(0, data.n_items, (n,), generator=g),
-                  torch.randint(0, data.n_items, (n,), generator=g)) for _ in range(2)]
+    return [
+        Batch(
+            torch.randint(0, data.n_users, (n,), generator=g),
+            torch.randint(0, data.n_items, (n,), generator=g),
+            torch.randint(0, data.n_items, (n,), generator=g),
+        )
+        for _ in range(2)
+    ]
 
 
 def _loss_and_grads(model, batch: Batch, refresh: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:  # type: ignore[no-untyped-def]
@@ -153,8 +163,9 @@ def test_model_loss_and_gradients_match_old_infonce(name: str, module, data, mon
     for k, batch in enumerate(_batches(data)):  # the refresh batch, then one on the stored graphs
         new_out, new_grads = _loss_and_grads(model, batch, refresh=k == 0)
         with monkeypatch.context() as m:
-            m.setattr(module, "chunked_contrastive",
-                      lambda h, v, tau, rows: old_chunked_contrastive(h, v, tau, chunk=4096))
+            m.setattr(
+                module, "chunked_contrastive", lambda h, v, tau, rows: old_chunked_contrastive(h, v, tau, chunk=4096)
+            )
             m.setattr(module, "spmm", old_spmm)
             old_out, old_grads = _loss_and_grads(model, batch, refresh=k == 0)
         assert new_out.keys() == old_out.keys()
@@ -168,6 +179,11 @@ def test_model_loss_and_gradients_match_old_infonce(name: str, module, data, mon
             # also compare each relative to its own largest entry. 1e-4 there, not 1e-5: the
             # attention bias's gradient is a sum of cancelling terms with float32 noise ~2e-5 of it
             scale = old_grads[key].abs().max()
-            torch.testing.assert_close(new_grads[key] / scale, old_grads[key] / scale, rtol=1e-4, atol=1e-4,
-                                       msg=lambda s, k=key: f"{k} (scaled): {s}")
+            torch.testing.assert_close(
+                new_grads[key] / scale,
+                old_grads[key] / scale,
+                rtol=1e-4,
+                atol=1e-4,
+                msg=lambda s, k=key: f"{k} (scaled): {s}",
+            )
         assert (new_out["contrast" if name == "micro" else "modality"] > 0).all()

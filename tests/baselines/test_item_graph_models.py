@@ -1,5 +1,6 @@
 """LATTICE, MICRO, HCGCN: the sparse item graphs, their refresh, MICRO's chunked InfoNCE and
 HCGCN's clusters (the generic contract tests live in test_models.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -33,12 +34,15 @@ def row_counts(a: torch.Tensor) -> torch.Tensor:
 
 def batch(data, n: int = 64) -> Batch:  # type: ignore[no-untyped-def]
     g = torch.Generator().manual_seed(1)
-    return Batch(torch.randint(0, data.n_users, (n,), generator=g),
-                 torch.randint(0, data.n_items, (n,), generator=g),
-                 torch.randint(0, data.n_items, (n,), generator=g))
+    return Batch(
+        torch.randint(0, data.n_users, (n,), generator=g),
+        torch.randint(0, data.n_items, (n,), generator=g),
+        torch.randint(0, data.n_items, (n,), generator=g),
+    )
 
 
 # ---- dense references of the LATTICE / MICRO code, for tiny inputs only ----
+
 
 def dense_knn(x: torch.Tensor, k: int) -> torch.Tensor:
     xn = x / x.norm(dim=1, keepdim=True)
@@ -62,6 +66,7 @@ def dense_grace(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
 
 # ---- graphs ----
 
+
 @pytest.mark.parametrize("name", ["lattice", "micro", "hcgcn"])
 def test_knn_graphs_keep_exactly_k_per_row(name: str, data) -> None:  # type: ignore[no-untyped-def]
     model = make(name, data)
@@ -77,7 +82,7 @@ def test_lattice_graph_is_sparse_and_matches_dense_reference(data) -> None:  # t
         a = model.build_item_graphs()["item"]
         assert a.layout == torch.sparse_coo
         counts = row_counts(a)
-        assert counts.max() <= 2 * len(model.modalities) * K and a._nnz() < data.n_items ** 2 / 2
+        assert counts.max() <= 2 * len(model.modalities) * K and a._nnz() < data.n_items**2 / 2
         # the reference's dense construction, written out
         w = torch.softmax(model.modal_weight, 0)
         feats = model.feats.transformed()
@@ -151,6 +156,7 @@ def test_scores_depend_on_the_state_dict_only(data) -> None:  # type: ignore[no-
 
 # ---- MICRO's all-items InfoNCE ----
 
+
 @pytest.mark.parametrize("rows", [1, 7, 32, 45, 1000])
 def test_chunked_contrastive_equals_unchunked(rows: int) -> None:
     torch.manual_seed(0)
@@ -175,6 +181,7 @@ def test_micro_contrast_term_is_the_reference_formula(data) -> None:  # type: ig
 
 
 # ---- HCGCN's clusters ----
+
 
 def test_hcgcn_clusters_are_valid_assignments(data) -> None:  # type: ignore[no-untyped-def]
     model = make("hcgcn", data, n_user_groups=3, n_item_clusters=4)

@@ -1,4 +1,5 @@
 """MMGCL: a view-1 graph drops the configured fraction of edges and holds training edges only."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 
 from benchmark.config import build_config
 from benchmark.data import load_dataset
-from benchmark.graphs import normalise, bipartite
+from benchmark.graphs import bipartite, normalise
 from benchmark.model import Batch
 from benchmark.registry import get_model
 from benchmark.trainer import seed_everything
@@ -34,13 +35,13 @@ def test_edge_dropout_fraction_and_training_edges_only() -> None:
         assert len(r) == 2 * round(0.7 * e)
         assert (r < u).sum() == (c < u).sum() == round(0.7 * e)
         users, items = np.where(r < u, r, c), np.where(r < u, c, r) - u
-        assert ((r < u) != (c < u)).all()               # bipartite: never user-user or item-item
-        assert train[users, items].all()                # every entry is a training edge...
-        assert not held_out[users, items].any()         # ...so never a validation or test edge
+        assert ((r < u) != (c < u)).all()  # bipartite: never user-user or item-item
+        assert train[users, items].all()  # every entry is a training edge...
+        assert not held_out[users, items].any()  # ...so never a validation or test edge
         dense = a.to_dense()
         assert torch.allclose(dense, dense.T)
         seen.add(tuple(sorted(zip(r.tolist(), c.tolist()))))
-    assert len(seen) == 5                               # a fresh draw each call
+    assert len(seen) == 5  # a fresh draw each call
 
 
 def test_no_dropout_gives_the_normalised_training_graph() -> None:
@@ -60,9 +61,11 @@ def test_loss_terms_finite_with_and_without_hard_negatives() -> None:
     for hard in (True, False):
         data, model = _model(hard_negatives=hard)
         g = torch.Generator().manual_seed(0)
-        b = Batch(torch.randint(0, data.n_users, (64,), generator=g),
-                  torch.randint(0, data.n_items, (64,), generator=g),
-                  torch.randint(0, data.n_items, (64,), generator=g))
+        b = Batch(
+            torch.randint(0, data.n_users, (64,), generator=g),
+            torch.randint(0, data.n_items, (64,), generator=g),
+            torch.randint(0, data.n_items, (64,), generator=g),
+        )
         terms = model.loss(b)
         assert set(terms) == {"loss", "bpr", "ssl_user", "ssl_item"}
         assert all(torch.isfinite(v) for v in terms.values())
@@ -77,8 +80,10 @@ def _reference_loss(model, batch):  # type: ignore[no-untyped-def]
     import math
 
     import torch.nn.functional as F
+
     from benchmark import losses
     from benchmark.graphs import symmetric_spmm
+
     cfg = model.config
 
     def propagate(adj, items):  # type: ignore[no-untyped-def]
@@ -88,7 +93,7 @@ def _reference_loss(model, batch):  # type: ignore[no-untyped-def]
             h = symmetric_spmm(adj, h)
             out = out + h
         out = out / (cfg.n_layers + 1)
-        return out[: model.n_users], out[model.n_users:]
+        return out[: model.n_users], out[model.n_users :]
 
     def readout(us, its):  # type: ignore[no-untyped-def]
         return model.read_user(torch.cat(us, dim=1)), model.read_item(torch.cat(its, dim=1))
@@ -123,8 +128,9 @@ def _reference_loss(model, batch):  # type: ignore[no-untyped-def]
     view2 = list(main)
     view2[m] = propagate(adj, noise)
     u_nodes, i_nodes = torch.unique(batch.users), torch.unique(batch.pos)
-    ssl = (contrast(model.read_user, [u for u, _ in view1], [u for u, _ in view2], u_nodes)
-           + contrast(model.read_item, [i for _, i in view1], [i for _, i in view2], i_nodes))
+    ssl = contrast(model.read_user, [u for u, _ in view1], [u for u, _ in view2], u_nodes) + contrast(
+        model.read_item, [i for _, i in view1], [i for _, i in view2], i_nodes
+    )
     return rank + cfg.ssl_alpha * ssl
 
 
@@ -132,9 +138,11 @@ def test_loss_and_gradients_equal_the_plain_computation() -> None:
     for hard in (True, False):
         data, model = _model(hard_negatives=hard, ssl_alpha=0.5, edge_drop=0.2)
         g = torch.Generator().manual_seed(5)
-        b = Batch(torch.randint(0, data.n_users, (64,), generator=g),
-                  torch.randint(0, data.n_items, (64,), generator=g),
-                  torch.randint(0, data.n_items, (64,), generator=g))
+        b = Batch(
+            torch.randint(0, data.n_users, (64,), generator=g),
+            torch.randint(0, data.n_items, (64,), generator=g),
+            torch.randint(0, data.n_items, (64,), generator=g),
+        )
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         torch.manual_seed(11)  # the same dropped edges, masked modality, noise and partners
         new = model.loss(b)["loss"]

@@ -1,4 +1,5 @@
 """MMGCN specifics: the frozen-ID flag, the input widths per modality, the mean-aggregation graph."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,9 +20,11 @@ def _model(data=None, **overrides):  # type: ignore[no-untyped-def]
 
 def _one_step(model, data) -> None:  # type: ignore[no-untyped-def]
     g = torch.Generator().manual_seed(1)
-    batch = Batch(torch.randint(0, data.n_users, (64,), generator=g),
-                  torch.randint(0, data.n_items, (64,), generator=g),
-                  torch.randint(0, data.n_items, (64,), generator=g))
+    batch = Batch(
+        torch.randint(0, data.n_users, (64,), generator=g),
+        torch.randint(0, data.n_items, (64,), generator=g),
+        torch.randint(0, data.n_items, (64,), generator=g),
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     opt.zero_grad()
     model.loss(batch)["loss"].backward()
@@ -76,6 +79,7 @@ def test_mean_aggregation_graph_both_directions() -> None:
 def _reference_modality(gcn, adj, feats, ids):  # type: ignore[no-untyped-def]
     """The plain per-modality network: every layer on every node, F.normalize, concatenation."""
     import torch.nn.functional as F
+
     items = gcn.proj(feats) if gcn.proj is not None else feats
     x = F.normalize(torch.cat([gcn.preference, items]), dim=1)
     for w, lin, comb in zip(gcn.conv, gcn.lin, gcn.comb):
@@ -87,10 +91,13 @@ def _reference_modality(gcn, adj, feats, ids):  # type: ignore[no-untyped-def]
 
 def _reference_loss(model, batch):  # type: ignore[no-untyped-def]
     from benchmark import losses
-    out = [_reference_modality(model.gcn[m], model.adj, getattr(model, f"feat_{m}"), model.id_embedding)
-           for m in model.modalities]
+
+    out = [
+        _reference_modality(model.gcn[m], model.adj, getattr(model, f"feat_{m}"), model.id_embedding)
+        for m in model.modalities
+    ]
     z = torch.stack(out).mean(0)
-    users, items = z[: model.n_users], z[model.n_users:]
+    users, items = z[: model.n_users], z[model.n_users :]
     rank = losses.bpr_dot(users[batch.users], items[batch.pos], items[batch.neg])
     item_rows = model.n_users + torch.cat([batch.pos.reshape(-1), batch.neg.reshape(-1)])
     reg = losses.mean_sq(model.id_embedding[batch.users], model.id_embedding[item_rows])
@@ -108,8 +115,9 @@ def _assert_same_loss_and_grads(model, batch) -> None:  # type: ignore[no-untype
     new = model.loss(batch)["loss"]
     old = _reference_loss(model, batch)
     torch.testing.assert_close(new, old, atol=1e-5, rtol=1e-5)
-    for g_new, g_old, (name, _) in zip(_grads(model, new), _grads(model, old),
-                                       [(n, p) for n, p in model.named_parameters() if p.requires_grad]):
+    for g_new, g_old, (name, _) in zip(
+        _grads(model, new), _grads(model, old), [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    ):
         assert g_new is not None and g_old is not None, name
         # gradients here are ~1e-4: compare on the scale of each gradient, not against an
         # absolute 1e-5 that every one of them would pass
@@ -120,9 +128,11 @@ def _assert_same_loss_and_grads(model, batch) -> None:  # type: ignore[no-untype
 def _batch(data, n: int = 64, n_neg: int = 0):  # type: ignore[no-untyped-def]
     g = torch.Generator().manual_seed(3)
     neg_shape = (n, n_neg) if n_neg else (n,)
-    return Batch(torch.randint(0, data.n_users, (n,), generator=g),
-                 torch.randint(0, data.n_items, (n,), generator=g),
-                 torch.randint(0, data.n_items, neg_shape, generator=g))
+    return Batch(
+        torch.randint(0, data.n_users, (n,), generator=g),
+        torch.randint(0, data.n_items, (n,), generator=g),
+        torch.randint(0, data.n_items, neg_shape, generator=g),
+    )
 
 
 def test_loss_and_gradients_equal_the_plain_computation() -> None:
@@ -139,7 +149,9 @@ def test_loss_and_gradients_equal_the_plain_computation_float32_and_variants() -
 
 def test_unit_rows_gradient_at_zero_rows() -> None:
     import torch.nn.functional as F
+
     from baselines.mmgcn import unit_rows_cat
+
     a = torch.randn(4, 5, dtype=torch.float64)
     a[1] = 0.0
     b = torch.randn(3, 5, dtype=torch.float64)

@@ -1,5 +1,6 @@
 """Contract tests run against every registered model: one epoch runs, the loss falls, a seed
 makes a run repeatable, and ``score`` has the right shape and is finite."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -66,7 +67,9 @@ def test_unknown_model_and_key() -> None:
 
 @pytest.mark.parametrize("name", [m for m in MODELS if get_model(m).requires_features])
 def test_feature_models_refuse_featureless_data(name: str) -> None:
-    u = np.array([0, 0, 0, 1, 1, 1]); i = np.array([0, 1, 2, 1, 2, 0]); s = np.array([0, 1, 2, 0, 1, 2])
+    u = np.array([0, 0, 0, 1, 1, 1])
+    i = np.array([0, 1, 2, 1, 2, 0])
+    s = np.array([0, 1, 2, 0, 1, 2])
     data = from_triples("plain", u, i, s, 2, 3)
     cls = get_model(name)
     with pytest.raises(DataError, match="needs item features"):

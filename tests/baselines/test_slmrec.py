@@ -1,5 +1,6 @@
 """SLMRec: every self-supervised task runs and gives a finite loss; the FAC chain follows the
 modalities the dataset has."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,9 +15,11 @@ from benchmark.trainer import seed_everything
 
 def _batch(data, n: int = 64) -> Batch:  # type: ignore[no-untyped-def]
     g = torch.Generator().manual_seed(0)
-    return Batch(torch.randint(0, data.n_users, (n,), generator=g),
-                 torch.randint(0, data.n_items, (n,), generator=g),
-                 torch.randint(0, data.n_items, (n,), generator=g))
+    return Batch(
+        torch.randint(0, data.n_users, (n,), generator=g),
+        torch.randint(0, data.n_items, (n,), generator=g),
+        torch.randint(0, data.n_items, (n,), generator=g),
+    )
 
 
 @pytest.mark.parametrize("task", ["fac", "fd", "fm"])
@@ -46,11 +49,18 @@ def test_unknown_ssl_task_is_refused() -> None:
 def test_fac_chain_for_any_modalities(codes: tuple[str, ...]) -> None:
     base = load_dataset("synthetic-tiny")
     coo = base.train.tocoo()
-    feats = {c: torch.randn(base.n_items, 8, generator=torch.Generator().manual_seed(i)).numpy()
-             for i, c in enumerate(codes)}
-    data = from_triples("mods", coo.row, coo.col, (torch.arange(coo.nnz) % 10 == 0).long().numpy()
-                        + (torch.arange(coo.nnz) % 10 == 1).long().numpy() * 2,
-                        base.n_users, base.n_items, feats)
+    feats = {
+        c: torch.randn(base.n_items, 8, generator=torch.Generator().manual_seed(i)).numpy() for i, c in enumerate(codes)
+    }
+    data = from_triples(
+        "mods",
+        coo.row,
+        coo.col,
+        (torch.arange(coo.nnz) % 10 == 0).long().numpy() + (torch.arange(coo.nnz) % 10 == 1).long().numpy() * 2,
+        base.n_users,
+        base.n_items,
+        feats,
+    )
     cls = get_model("slmrec")
     model = cls(data, build_config(cls.Config))
     steps = [m for m in ("v", "a", "t") if m in codes]
@@ -62,8 +72,8 @@ def test_fac_chain_for_any_modalities(codes: tuple[str, ...]) -> None:
 
 
 def test_symmetric_spmm_gradient_matches_autograd() -> None:
-    from benchmark.graphs import symmetric_spmm
-    from benchmark.graphs import normalised_adjacency
+    from benchmark.graphs import normalised_adjacency, symmetric_spmm
+
     data = load_dataset("synthetic-tiny")
     adj = normalised_adjacency(data.train)
     x = torch.randn(adj.shape[0], 4, requires_grad=True)
@@ -80,8 +90,10 @@ def test_symmetric_spmm_gradient_matches_autograd() -> None:
 def _reference_loss(model, batch, task_seed: int = 7):  # type: ignore[no-untyped-def]
     """The plain SLMRec loss: a layer loop per branch, torch's InfoNCE and cross-entropy."""
     import torch.nn.functional as F
+
     from benchmark import losses
     from benchmark.graphs import symmetric_spmm
+
     cfg = model.config
     adj = model.adj.a
 
@@ -94,7 +106,7 @@ def _reference_loss(model, batch, task_seed: int = 7):  # type: ignore[no-untype
                 h = F.dropout(h, dropout, model.training)
             out = out + h
         out = out / (cfg.n_layers + 1)
-        return out[: model.n_users], out[model.n_users:]
+        return out[: model.n_users], out[model.n_users :]
 
     def branches(dropout=0.0, masked=None):  # type: ignore[no-untyped-def]
         inputs = [model.item.weight] + [model.dense[m](getattr(model, f"feat_{m}")) for m in model.modalities]
@@ -103,8 +115,10 @@ def _reference_loss(model, batch, task_seed: int = 7):  # type: ignore[no-untype
         return [propagate(x, dropout) for x in inputs]
 
     def fuse(br):  # type: ignore[no-untyped-def]
-        return (model.fuse_user(torch.cat([u for u, _ in br], dim=1)),
-                model.fuse_item(torch.cat([i for _, i in br], dim=1)))
+        return (
+            model.fuse_user(torch.cat([u for u, _ in br], dim=1)),
+            model.fuse_item(torch.cat([i for _, i in br], dim=1)),
+        )
 
     def two_views(users, items, view_a, view_b):  # type: ignore[no-untyped-def]
         ua, ia = fuse(branches(**view_a))
@@ -164,7 +178,9 @@ def test_loss_and_gradients_equal_the_plain_computation(task: str) -> None:
 
 def test_in_batch_ce_with_extra_logits_matches_cross_entropy() -> None:
     import torch.nn.functional as F
+
     from baselines.slmrec import in_batch_ce
+
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(9, 5, generator=g, dtype=torch.float64), torch.randn(9, 5, generator=g, dtype=torch.float64)
     e = torch.randn(9, 3, generator=g, dtype=torch.float64)

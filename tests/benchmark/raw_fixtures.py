@@ -5,6 +5,7 @@ the 5-core filter peels off in a cascade (a user with 4 reviews, then an item le
 user left with 4), a repeated review, items without an image, items without metadata, and
 metadata / image records of items that are not in the reviews.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -28,7 +29,7 @@ class RawFiles:
     reviews: Path
     meta: Path
     images: Path
-    pairs: list[tuple[str, str, int]]     # every review line (user, asin, time), repeats included
+    pairs: list[tuple[str, str, int]]  # every review line (user, asin, time), repeats included
     image_rows: dict[str, np.ndarray]
 
 
@@ -56,9 +57,22 @@ def write_raw(folder: Path, seed: int = 0) -> RawFiles:
     reviews = folder / "reviews_Toy.json.gz"
     with gzip.open(reviews, "wt") as f:
         for u, a, t in pairs:
-            f.write(json.dumps({"reviewerID": u, "asin": a, "reviewerName": "x", "helpful": [0, 0],
-                                "reviewText": "fine", "overall": 4.0, "summary": "ok",
-                                "unixReviewTime": t, "reviewTime": "01 1, 2013"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "reviewerID": u,
+                        "asin": a,
+                        "reviewerName": "x",
+                        "helpful": [0, 0],
+                        "reviewText": "fine",
+                        "overall": 4.0,
+                        "summary": "ok",
+                        "unixReviewTime": t,
+                        "reviewTime": "01 1, 2013",
+                    }
+                )
+                + "\n"
+            )
     # the 2014 metadata is Python literals: single quotes, lists of lists for categories
     meta = folder / "meta_Toy.json.gz"
     with gzip.open(meta, "wt") as f:
@@ -67,12 +81,14 @@ def write_raw(folder: Path, seed: int = 0) -> RawFiles:
                 continue  # no metadata at all
             rec = {"asin": asin(j), "categories": [["Toy", f"Kind {j % 3}"], ["Toy"]]}
             if j != 9:  # item 9: categories only
-                rec.update(title=f"Thing number {j} &amp; more", brand=f"Brand{j % 4}",
-                           description=f"A thing\nthat does {j} things.")
+                rec.update(
+                    title=f"Thing number {j} &amp; more",
+                    brand=f"Brand{j % 4}",
+                    description=f"A thing\nthat does {j} things.",
+                )
             f.write(repr(rec) + "\n")
     rng = np.random.default_rng(seed + 1)
-    image_rows = {asin(j): rng.random(DIM).astype(np.float32) for j in list(range(20)) + [97, 98]
-                  if j not in (3, 11)}
+    image_rows = {asin(j): rng.random(DIM).astype(np.float32) for j in list(range(20)) + [97, 98] if j not in (3, 11)}
     images = folder / "image_features_Toy.b"
     write_image_features(images, list(image_rows), np.stack(list(image_rows.values())))
     return RawFiles(reviews, meta, images, pairs, image_rows)

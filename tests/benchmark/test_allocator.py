@@ -1,4 +1,5 @@
 """The glibc thresholds are applied on Linux and can be switched off."""
+
 from __future__ import annotations
 
 import platform

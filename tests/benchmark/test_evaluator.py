@@ -1,4 +1,5 @@
 """The evaluator against a naive per-user reference, masking, and batch-size independence."""
+
 from __future__ import annotations
 
 import math
@@ -79,7 +80,7 @@ def test_mask_valid_at_test() -> None:
     data = load_dataset("synthetic-tiny")
     model = FixedScores(data)
     with torch.no_grad():
-        model.table += torch.from_numpy(data.valid.toarray()) * 100   # valid items on top
+        model.table += torch.from_numpy(data.valid.toarray()) * 100  # valid items on top
     unmasked = evaluate(model, data, "test", mask_valid=False)
     masked = evaluate(model, data, "test", mask_valid=True)
     assert masked.mean["recall@20"] > unmasked.mean["recall@20"]
@@ -87,9 +88,10 @@ def test_mask_valid_at_test() -> None:
 
 def test_target_ranks_ties_against_target_and_nan_last() -> None:
     from benchmark.evaluator import target_ranks
-    scores = torch.tensor([[0.9, 0.5, 0.5, 0.1, -torch.inf],
-                           [1.0, 1.0, 1.0, 1.0, 1.0],
-                           [0.2, float("nan"), 0.3, 0.1, 0.0]])
+
+    scores = torch.tensor(
+        [[0.9, 0.5, 0.5, 0.1, -torch.inf], [1.0, 1.0, 1.0, 1.0, 1.0], [0.2, float("nan"), 0.3, 0.1, 0.0]]
+    )
     rows = torch.tensor([0, 0, 0, 1, 2, 2])
     cols = torch.tensor([0, 1, 3, 2, 1, 2])
     # row 0: item 0 first; item 1 tied with item 2, so the tie counts ahead: rank 2; item 3: 3

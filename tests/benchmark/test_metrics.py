@@ -1,4 +1,5 @@
 """Metrics against hand-computed values."""
+
 import math
 
 import pytest
@@ -13,8 +14,8 @@ def log2(x: float) -> float:
 
 def test_hand_computed_values() -> None:
     hits = torch.zeros(3, 50, dtype=torch.bool)
-    hits[0, [0, 2]] = True          # user 0: 3 relevant, hits at ranks 1 and 3
-    hits[1, 25] = True              # user 1: 30 relevant (> K), one hit outside the top 20
+    hits[0, [0, 2]] = True  # user 0: 3 relevant, hits at ranks 1 and 3
+    hits[1, 25] = True  # user 1: 30 relevant (> K), one hit outside the top 20
     n_rel = torch.tensor([3, 30, 2])  # user 2: relevant, none ranked in the top 50
     m = topk_metrics(hits, n_rel, ks=(10, 20, 50))
     assert m["recall@20"][0].item() == pytest.approx(2 / 3)

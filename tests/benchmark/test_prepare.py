@@ -1,5 +1,6 @@
 """Raw Amazon files to the MMRec layout: 5-core, both split conventions, features, checksums,
 feature alignment, Table 1; every bad input named by file and row."""
+
 from __future__ import annotations
 
 import gzip
@@ -13,8 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.data import DataError, load_dataset
-from benchmark.data import amazon_raw, text_encoder
+from benchmark.data import DataError, amazon_raw, load_dataset, text_encoder
 from benchmark.data.align import align_feature_file
 from benchmark.data.image_binary import read_image_features, write_image_features
 from benchmark.data.movielens import build_item_features, item_attributes, item_texts, load_movielens
@@ -78,7 +78,8 @@ def test_metadata_python_literals_and_item_text(raw) -> None:
     recs = amazon_raw.read_metadata(raw.meta, {asin(0), asin(7), asin(9)})
     assert set(recs) == {asin(0), asin(9)}
     assert amazon_raw.item_text(recs[asin(0)]) == (
-        "Thing number 0 & more. Brand: Brand0. Categories: Toy, Kind 0. A thing that does 0 things.")
+        "Thing number 0 & more. Brand: Brand0. Categories: Toy, Kind 0. A thing that does 0 things."
+    )
     assert amazon_raw.item_text(recs[asin(9)]) == "Categories: Toy, Kind 0."
     assert amazon_raw.item_text(None) == ""
 
@@ -93,12 +94,15 @@ def test_ratings_csv_is_read(tmp_path: Path) -> None:
         amazon_raw.read_reviews(p)
 
 
-@pytest.mark.parametrize("line, words", [
-    ('{"reviewerID": "A", "asin": "B000000001", "unixReviewTime": 5', "not a JSON object nor a Python dict"),
-    ('{"reviewerID": "A", "unixReviewTime": 5}', "lacks the field 'asin'"),
-    ('{"reviewerID": "A", "asin": "B000000001", "unixReviewTime": "soon"}', "is not a number"),
-    ('["A", "B000000001", 5]', "expected an object per line"),
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ('{"reviewerID": "A", "asin": "B000000001", "unixReviewTime": 5', "not a JSON object nor a Python dict"),
+        ('{"reviewerID": "A", "unixReviewTime": 5}', "lacks the field 'asin'"),
+        ('{"reviewerID": "A", "asin": "B000000001", "unixReviewTime": "soon"}', "is not a number"),
+        ('["A", "B000000001", 5]', "expected an object per line"),
+    ],
+)
 def test_malformed_review_lines(tmp_path: Path, line: str, words: str) -> None:
     p = tmp_path / "reviews.json.gz"
     good = '{"reviewerID": "A", "asin": "B000000000", "unixReviewTime": 1}'
@@ -146,7 +150,9 @@ def test_image_binary_errors(tmp_path: Path, raw) -> None:
     cut = tmp_path / "cut.b"
     cut.write_bytes(raw.images.read_bytes()[:-7])
     n = len(raw.image_rows)
-    with pytest.raises(DataError, match=rf"cut.b, row {n}: truncated: .*the last record has only {10 + 4 * DIM - 7} bytes"):
+    with pytest.raises(
+        DataError, match=rf"cut.b, row {n}: truncated: .*the last record has only {10 + 4 * DIM - 7} bytes"
+    ):
         read_image_features(cut, [asin(0)], dim=DIM)
     bad = tmp_path / "bad.b"
     bad.write_bytes(raw.images.read_bytes()[: 10 + 4 * DIM] + b"B0000\x00\x01abc" + bytes(4 * DIM))
@@ -191,8 +197,13 @@ def test_prepare_lattice_split(tmp_path: Path, raw) -> None:
     assert s["features"]["visual"]["items_filled_with_mean"] == 2
     assert s["features"]["text"]["items_filled_with_mean"] == 2
     assert s["features"]["text"]["items_with_metadata"] == len(items) - 2
-    assert s["k_core"] == {"k": 5, "passes": 4, "review_lines": len(raw.pairs), "duplicates_dropped": 1,
-                           "before": {"users": 42, "items": 22, "interactions": len(raw.pairs) - 1}}
+    assert s["k_core"] == {
+        "k": 5,
+        "passes": 4,
+        "review_lines": len(raw.pairs),
+        "duplicates_dropped": 1,
+        "before": {"users": 42, "items": 22, "interactions": len(raw.pairs) - 1},
+    }
     assert json.loads((out / "stats.json").read_text()) == s
     assert s["split"]["convention"] == "lattice" and s["split"]["seed"] == 3
     names = sorted(line.split("  ")[1] for line in (out / "SHA256SUMS").read_text().splitlines())
@@ -252,7 +263,7 @@ def write_map(path: Path, ids: list[int], keys: list[str], header: str = "itemID
 
 
 def test_align_features(tmp_path: Path) -> None:
-    keys = [asin(j) for j in (5, 1, 9, 3)]           # item i of the split has key keys[i]
+    keys = [asin(j) for j in (5, 1, 9, 3)]  # item i of the split has key keys[i]
     key_map = write_map(tmp_path / "item_asin.tsv", [2, 0, 1, 3], [keys[2], keys[0], keys[1], keys[3]])
     sorted_keys = sorted(keys)
     feats = np.array([[sorted_keys.index(k)] * 3 for k in sorted_keys], np.float16)  # row r: value r
@@ -271,12 +282,25 @@ def test_align_features(tmp_path: Path) -> None:
     assert list(np.load(tmp_path / "out.npy")[:, 0]) == [rows.index(k) for k in keys]
 
 
-@pytest.mark.parametrize("ids, keys, rows, words", [
-    ([0, 1, 2, 3], [asin(1), asin(2), asin(1), asin(4)], 4, rf"item_asin.tsv, row 4: asin {asin(1)} is repeated \(first at row 2\)"),
-    ([0, 1, 1, 3], [asin(1), asin(2), asin(3), asin(4)], 4, r"item_asin.tsv, row 4: itemID 1 is repeated \(first at row 3\)"),
-    ([0, 1, 2, 7], [asin(1), asin(2), asin(3), asin(4)], 4, r"row 5: itemID 7 is beyond 3"),
-    ([0, 1, 2, 3], [asin(1), asin(2), asin(3), asin(4)], 3, r"f.npy: 3 feature rows but the key map has 4"),
-])
+@pytest.mark.parametrize(
+    "ids, keys, rows, words",
+    [
+        (
+            [0, 1, 2, 3],
+            [asin(1), asin(2), asin(1), asin(4)],
+            4,
+            rf"item_asin.tsv, row 4: asin {asin(1)} is repeated \(first at row 2\)",
+        ),
+        (
+            [0, 1, 1, 3],
+            [asin(1), asin(2), asin(3), asin(4)],
+            4,
+            r"item_asin.tsv, row 4: itemID 1 is repeated \(first at row 3\)",
+        ),
+        ([0, 1, 2, 7], [asin(1), asin(2), asin(3), asin(4)], 4, r"row 5: itemID 7 is beyond 3"),
+        ([0, 1, 2, 3], [asin(1), asin(2), asin(3), asin(4)], 3, r"f.npy: 3 feature rows but the key map has 4"),
+    ],
+)
 def test_align_refuses(tmp_path: Path, ids, keys, rows, words) -> None:
     key_map = write_map(tmp_path / "item_asin.tsv", ids, keys)
     np.save(tmp_path / "f.npy", np.zeros((rows, 2), np.float32))
@@ -289,7 +313,9 @@ def test_align_refuses_missing_keys(tmp_path: Path) -> None:
     key_map = write_map(tmp_path / "item_asin.tsv", [0, 1], [asin(1), asin(2)])
     rk = write_map(tmp_path / "rows.tsv", [0, 1], [asin(2), asin(3)])
     np.save(tmp_path / "f.npy", np.zeros((2, 2), np.float32))
-    with pytest.raises(DataError, match=rf"item_asin.tsv, row 2: 1 key\(s\) have no feature row; first: item 0, key '{asin(1)}'"):
+    with pytest.raises(
+        DataError, match=rf"item_asin.tsv, row 2: 1 key\(s\) have no feature row; first: item 0, key '{asin(1)}'"
+    ):
         align_feature_file(tmp_path / "f.npy", key_map, tmp_path / "out.npy", rk)
     write_map(tmp_path / "bad.tsv", [0, 1], [asin(1), asin(2)], header="id\tasin")
     with pytest.raises(DataError, match=r"bad.tsv, row 1: expected two tab-separated columns"):
@@ -298,21 +324,37 @@ def test_align_refuses_missing_keys(tmp_path: Path) -> None:
 
 # ----- the command line --------------------------------------------------------------------
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmark.data", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark.data", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_prepare_stats_and_errors(tmp_path: Path, raw) -> None:
     out = tmp_path / "toy"
-    p = run_cli("prepare", "amazon", "--category", "Toy", "--reviews", str(raw.reviews), "--images",
-                str(raw.images), "--image-dim", str(DIM), "--split", "mmrec", "--out", str(out))
+    p = run_cli(
+        "prepare",
+        "amazon",
+        "--category",
+        "Toy",
+        "--reviews",
+        str(raw.reviews),
+        "--images",
+        str(raw.images),
+        "--image-dim",
+        str(DIM),
+        "--split",
+        "mmrec",
+        "--out",
+        str(out),
+    )
     assert p.returncode == 0, p.stderr
     assert "toy: 40 users, 20 items" in p.stdout and (out / "image_feat.npy").is_file()
     p = run_cli("stats", str(out), "--json")
     row = json.loads(p.stdout)[0]
     assert p.returncode == 0 and (row["users"], row["items"], row["modalities"]) == (40, 20, "visual")
-    p = run_cli("prepare", "amazon", "--category", "Toy", "--reviews", str(tmp_path / "nope.json"),
-                "--out", str(tmp_path / "x"))
+    p = run_cli(
+        "prepare", "amazon", "--category", "Toy", "--reviews", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x")
+    )
     assert p.returncode == 2 and p.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nope.json'}: file not found"
 
 
@@ -328,8 +370,11 @@ def test_table1_reproduces_the_paper() -> None:
         shared_data_or_skip(name)
     df = table1(list(PAPER_TABLE1), root).set_index("dataset")
     for name, row in PAPER_TABLE1.items():
-        assert (df.loc[name, "users"], df.loc[name, "items"], df.loc[name, "interactions"]) == \
-            (row["users"], row["items"], row["interactions"])
+        assert (df.loc[name, "users"], df.loc[name, "items"], df.loc[name, "interactions"]) == (
+            row["users"],
+            row["items"],
+            row["interactions"],
+        )
     assert df["matches_paper"].all()
 
 

@@ -1,4 +1,5 @@
 """Every reader's bad-input errors name the file, the row and the problem; good input loads."""
+
 from __future__ import annotations
 
 import json
@@ -34,14 +35,17 @@ def test_mmrec_good(tmp_path: Path) -> None:
     assert ds.features["v"].dtype == np.float32
 
 
-@pytest.mark.parametrize("text, row, words", [
-    ("user\titemID\tx_label\n0\t0\t0\n", 1, "header lacks"),
-    (GOOD + "2\tx\t0\n", 8, "not an integer"),
-    (GOOD + "-1\t0\t0\n", 8, "negative id"),
-    (GOOD + "0\t0\t0\n", 8, "duplicate interaction"),
-    (GOOD + "3\t0\t7\n", 8, "beyond"),
-    (GOOD + "3\t0\n", 8, "missing value"),
-])
+@pytest.mark.parametrize(
+    "text, row, words",
+    [
+        ("user\titemID\tx_label\n0\t0\t0\n", 1, "header lacks"),
+        (GOOD + "2\tx\t0\n", 8, "not an integer"),
+        (GOOD + "-1\t0\t0\n", 8, "negative id"),
+        (GOOD + "0\t0\t0\n", 8, "duplicate interaction"),
+        (GOOD + "3\t0\t7\n", 8, "beyond"),
+        (GOOD + "3\t0\n", 8, "missing value"),
+    ],
+)
 def test_mmrec_bad_rows(tmp_path: Path, text: str, row: int, words: str) -> None:
     d = write_mmrec(tmp_path, text)
     with pytest.raises(DataError) as e:
@@ -67,11 +71,14 @@ def test_mmrec_empty_split(tmp_path: Path) -> None:
         load_mmrec(d, "toy")
 
 
-@pytest.mark.parametrize("arr, words", [
-    (np.ones((3, 2), np.float32), "3 rows but the data has 4 items"),   # fewer rows than ids: id beyond
-    (np.full((4, 2), np.nan, np.float32), "NaN or infinite"),
-    (np.array([[1, 2], [3, np.inf], [0, 0], [1, 1]], np.float64), "row 1"),
-])
+@pytest.mark.parametrize(
+    "arr, words",
+    [
+        (np.ones((3, 2), np.float32), "3 rows but the data has 4 items"),  # fewer rows than ids: id beyond
+        (np.full((4, 2), np.nan, np.float32), "NaN or infinite"),
+        (np.array([[1, 2], [3, np.inf], [0, 0], [1, 1]], np.float64), "row 1"),
+    ],
+)
 def test_mmrec_bad_features(tmp_path: Path, arr: np.ndarray, words: str) -> None:
     d = write_mmrec(tmp_path, GOOD, {"text_feat.npy": np.ones((4, 2), np.float32), "image_feat.npy": arr})
     with pytest.raises(DataError) as e:
@@ -135,6 +142,7 @@ def test_unknown_dataset_lists_known(tmp_path: Path) -> None:
 def test_synthetic_preset_is_seeded() -> None:
     a = load_dataset("synthetic-tiny")
     from benchmark.data import PRESETS, generate
+
     b = generate(PRESETS["synthetic-tiny"], "synthetic-tiny")
     assert a.checksum == b.checksum and a.synthetic
     assert set(a.features) == {"v", "t"}
@@ -171,12 +179,16 @@ BAD_NPY = {  # kind: (bytes of the file given tmp_path, words the error must hol
     "text": (lambda t: b"0.1 0.2\n0.3 0.4\n", "not a NumPy .npy file"),
     "empty": (lambda t: b"", "is empty"),
     "npz": (_npz_bytes, "not a NumPy .npy file"),
-    "pickled": (lambda t: _npy_bytes(np.array([[{"a": 1}, None]] * 4, dtype=object), t),
-                "holds pickled Python objects, not numbers"),
+    "pickled": (
+        lambda t: _npy_bytes(np.array([[{"a": 1}, None]] * 4, dtype=object), t),
+        "holds pickled Python objects, not numbers",
+    ),
     "truncated-data": (lambda t: _npy_bytes(np.ones((4, 3), np.float32), t)[:-7], "is truncated"),
     "truncated-header": (lambda t: _npy_bytes(np.ones((4, 3), np.float32), t)[:20], "is truncated"),
-    "damaged-header": (lambda t: _npy_bytes(np.ones((4, 3), np.float32), t).replace(b"'shape'", b"'shope'"),
-                       "damaged .npy header"),
+    "damaged-header": (
+        lambda t: _npy_bytes(np.ones((4, 3), np.float32), t).replace(b"'shape'", b"'shope'"),
+        "damaged .npy header",
+    ),
     "0-d": (lambda t: _npy_bytes(np.float32(1.0), t), "has 0 dimensions, expected (n_items, dim)"),
     "1-d": (lambda t: _npy_bytes(np.ones(4, np.float32), t), "has 1 dimension, expected (n_items, dim)"),
     "3-d": (lambda t: _npy_bytes(np.ones((4, 2, 2), np.float32), t), "has 3 dimensions, expected (n_items, dim)"),
@@ -198,6 +210,7 @@ def _read_with(reader: str, tmp: Path, data: bytes) -> None:
         load_lattice(d, "lat")
     else:  # the align-features command
         from benchmark.data.align import align_feature_file
+
         (tmp / "image_feat.npy").write_bytes(data)
         (tmp / "item_asin.tsv").write_text("itemID\tasin\n" + "".join(f"{i}\tB{i:09d}\n" for i in range(4)))
         align_feature_file(tmp / "image_feat.npy", tmp / "item_asin.tsv", tmp / "out.npy")
@@ -219,9 +232,15 @@ def test_bad_feature_npy_names_file(tmp_path: Path, kind: str, reader: str) -> N
 def test_feature_npy_good_kinds(tmp_path: Path) -> None:
     """Any real dtype (ints, float16, Fortran order, version-2 header) and an empty matrix read back."""
     from benchmark.data.checks import read_feature_npy
-    for i, arr in enumerate([np.arange(8, dtype=np.int16).reshape(4, 2), np.ones((4, 3), np.float16),
-                             np.asfortranarray(np.arange(12, dtype=np.float64).reshape(4, 3)),
-                             np.zeros((0, 3), np.float32)]):
+
+    for i, arr in enumerate(
+        [
+            np.arange(8, dtype=np.int16).reshape(4, 2),
+            np.ones((4, 3), np.float16),
+            np.asfortranarray(np.arange(12, dtype=np.float64).reshape(4, 3)),
+            np.zeros((0, 3), np.float32),
+        ]
+    ):
         np.save(tmp_path / f"f{i}.npy", arr)
         for mmap in (False, True):
             got = read_feature_npy(tmp_path / f"f{i}.npy", mmap=mmap)

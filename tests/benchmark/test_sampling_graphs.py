@@ -1,4 +1,5 @@
 """Negative sampling and the sparse graph builders."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,14 @@ import scipy.sparse as sp
 import torch
 
 from benchmark.data import load_dataset
-from benchmark.graphs import (adjacency_operator, knn_graph, normalise, normalised_adjacency, propagate,
-                              sym_normalise_sparse)
+from benchmark.graphs import (
+    adjacency_operator,
+    knn_graph,
+    normalise,
+    normalised_adjacency,
+    propagate,
+    sym_normalise_sparse,
+)
 from benchmark.sampling import interaction_keys, sample_negatives
 
 

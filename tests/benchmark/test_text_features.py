@@ -1,4 +1,5 @@
 """The real Sentence-BERT encoder (optional extra ``text``): skipped with a reason where absent."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,9 @@ from benchmark.data.prepare import prepare_amazon
 from ..conftest import shared_data_or_skip
 from .raw_fixtures import DIM, write_raw
 
-pytestmark = pytest.mark.skipif(text_encoder.unavailable_reason() is not None,
-                                reason=text_encoder.unavailable_reason() or "")
+pytestmark = pytest.mark.skipif(
+    text_encoder.unavailable_reason() is not None, reason=text_encoder.unavailable_reason() or ""
+)
 
 
 def test_encoder_is_offline_384d_and_deterministic() -> None:
@@ -47,6 +49,9 @@ def test_movielens_loads_with_real_text_features() -> None:
     assert load_movielens(root / "ml-100k", "ml-100k").checksum == ds.checksum
     # two Star Wars films are closer to each other than to a Western
     titles = pd.read_csv(root / "ml-100k" / "u.item", sep="|", header=None, encoding="latin-1")[1].tolist()
-    sw, esb, other = titles.index("Star Wars (1977)"), titles.index("Empire Strikes Back, The (1980)"), \
-        titles.index("Unforgiven (1992)")
+    sw, esb, other = (
+        titles.index("Star Wars (1977)"),
+        titles.index("Empire Strikes Back, The (1980)"),
+        titles.index("Unforgiven (1992)"),
+    )
     assert t[sw] @ t[esb] > t[sw] @ t[other]

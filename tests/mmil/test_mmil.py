@@ -1,6 +1,8 @@
 """MMIL: the properties listed in mmil.md section 8, plus training, variants and scoring."""
+
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,14 +11,12 @@ from benchmark.data import from_triples, load_dataset
 from benchmark.evaluator import evaluate
 from benchmark.model import Batch
 from benchmark.trainer import seed_everything, train
-from mmil import VARIANTS, MMIL, MMILConfig
+from mmil import MMIL, VARIANTS, MMILConfig
 from mmil.intents import IntentLearner
 from mmil.views import bernoulli_view, multi_intent_infonce
 
-import numpy as np
 
-
-def tiny() -> "object":
+def tiny() -> object:
     return load_dataset("synthetic-tiny")
 
 
@@ -29,8 +29,11 @@ def batch(data, n: int = 64, seed: int = 0) -> Batch:  # type: ignore[no-untyped
     rng = np.random.default_rng(seed)
     coo = data.train.tocoo()
     pick = rng.choice(coo.nnz, n, replace=False)
-    return Batch(torch.from_numpy(coo.row[pick].astype(np.int64)), torch.from_numpy(coo.col[pick].astype(np.int64)),
-                 torch.from_numpy(rng.integers(0, data.n_items, n)))
+    return Batch(
+        torch.from_numpy(coo.row[pick].astype(np.int64)),
+        torch.from_numpy(coo.col[pick].astype(np.int64)),
+        torch.from_numpy(rng.integers(0, data.n_items, n)),
+    )
 
 
 def fit(model: MMIL, epochs: int) -> None:
@@ -57,7 +60,9 @@ def test_shapes_and_padding() -> None:
 
 def test_empty_history_is_finite_and_zero() -> None:
     # user 1's only training item is 0: training on (1, 0) leaves it an empty history
-    u = np.array([0, 0, 0, 0, 1, 1, 1]); i = np.array([0, 1, 2, 3, 0, 1, 2]); s = np.array([0, 0, 1, 2, 0, 1, 2])
+    u = np.array([0, 0, 0, 0, 1, 1, 1])
+    i = np.array([0, 1, 2, 3, 0, 1, 2])
+    s = np.array([0, 0, 1, 2, 0, 1, 2])
     rng = np.random.default_rng(0)
     data = from_triples("one", u, i, s, 2, 4, {"v": rng.random((4, 5)), "t": rng.random((4, 3))})
     seed_everything(0)
@@ -65,8 +70,12 @@ def test_empty_history_is_finite_and_zero() -> None:
     out = m.loss(Batch(torch.tensor([1, 0]), torch.tensor([0, 1]), torch.tensor([3, 3])))
     assert all(torch.isfinite(v) for v in out.values())
     tables = m.item_tables(torch.arange(4))
-    enc = m.encode(torch.tensor([1]), torch.zeros(1, m.hist.shape[1], dtype=torch.long),
-                   torch.zeros(1, m.hist.shape[1], dtype=torch.bool), tables)
+    enc = m.encode(
+        torch.tensor([1]),
+        torch.zeros(1, m.hist.shape[1], dtype=torch.long),
+        torch.zeros(1, m.hist.shape[1], dtype=torch.bool),
+        tables,
+    )
     assert torch.isfinite(enc["q"]).all() and (enc["H"] == 0).all()
 
 
@@ -216,17 +225,20 @@ def test_scoring_in_batches_equals_one_batch() -> None:
         m.prepare_scoring()
         whole = m.score(users)
         import mmil.model as mm
+
         old = mm.SCORE_CHUNK
         mm.SCORE_CHUNK = 7
         try:
-            parts = torch.cat([m.score(users[s:s + 13]) for s in range(0, len(users), 13)])
+            parts = torch.cat([m.score(users[s : s + 13]) for s in range(0, len(users), 13)])
         finally:
             mm.SCORE_CHUNK = old
     assert torch.allclose(whole, parts, atol=1e-5)
 
 
 def test_id_only_dataset_works() -> None:
-    u = np.array([0, 0, 0, 1, 1, 1, 1]); i = np.array([0, 1, 2, 1, 2, 0, 3]); s = np.array([0, 1, 2, 0, 0, 1, 2])
+    u = np.array([0, 0, 0, 1, 1, 1, 1])
+    i = np.array([0, 1, 2, 1, 2, 0, 3])
+    s = np.array([0, 1, 2, 0, 0, 1, 2])
     data = from_triples("ids", u, i, s, 2, 4)
     seed_everything(0)
     m = MMIL(data, MMILConfig(dim=8, n_intents=2))

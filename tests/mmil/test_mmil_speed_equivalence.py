@@ -1,5 +1,6 @@
 """MMIL's sparse history products compute the same loss and gradients as the padded (B, L, d)
 computation they replaced (issue #14). `PaddedMMIL` keeps that old computation verbatim."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,8 +52,9 @@ class PaddedMMIL(MMIL):
             tables["logits"] = {m: att.item_logits(protos, emb[m]) for m, att in self.attention.items()}
         return tables
 
-    def encode(self, users: Tensor, idx: Tensor, mask: Tensor, tables: dict[str, Any],
-               with_h: bool = True) -> dict[str, Tensor]:
+    def encode(
+        self, users: Tensor, idx: Tensor, mask: Tensor, tables: dict[str, Any], with_h: bool = True
+    ) -> dict[str, Tensor]:
         cfg = self.config
         e_u = self.user(users)
         w = mask.unsqueeze(-1).float()
@@ -65,7 +67,9 @@ class PaddedMMIL(MMIL):
             out["q"] = self.f_p(z) + e_u
             return out
         s, dist = self.intents.assign(z)
-        per_mod = [padded_attention(att, tables["logits"][m][idx], gathered[m], mask) for m, att in self.attention.items()]
+        per_mod = [
+            padded_attention(att, tables["logits"][m][idx], gathered[m], mask) for m, att in self.attention.items()
+        ]
         v = torch.stack(per_mod, dim=1)
         if hasattr(self, "weights"):
             r = self.weights(torch.stack([means[m] for m in self.attention], dim=1))
@@ -83,18 +87,27 @@ class PaddedMMIL(MMIL):
         tables = self.item_tables(uniq.clamp_max(self.n_items - 1))
         n_h = hist.numel()
         idx = inv[:n_h].view_as(hist)
-        pos_rows, neg_rows = inv[n_h:n_h + len(batch.pos)], inv[n_h + len(batch.pos):].view_as(batch.neg)
+        pos_rows, neg_rows = inv[n_h : n_h + len(batch.pos)], inv[n_h + len(batch.pos) :].view_as(batch.neg)
         enc = self.encode(batch.users, idx, mask, tables)
         q_items = self.item_vectors(tables["emb"])
         y_pos = losses.dot(enc["q"], q_items[pos_rows])
         y_neg = losses.dot(enc["q"], q_items[neg_rows])
         if cfg.loss == "bce":
-            l_p = F.binary_cross_entropy_with_logits(y_pos, torch.ones_like(y_pos)) * 0.5 + \
-                F.binary_cross_entropy_with_logits(y_neg, torch.zeros_like(y_neg)) * 0.5
+            l_p = (
+                F.binary_cross_entropy_with_logits(y_pos, torch.ones_like(y_pos)) * 0.5
+                + F.binary_cross_entropy_with_logits(y_neg, torch.zeros_like(y_neg)) * 0.5
+            )
         else:
             l_p = losses.bpr(y_pos, y_neg)
-        reg = cfg.reg * (self.user(batch.users).pow(2).sum() + tables["emb"]["c"][pos_rows].pow(2).sum()
-                         + tables["emb"]["c"][neg_rows].pow(2).sum()) / len(batch.users)
+        reg = (
+            cfg.reg
+            * (
+                self.user(batch.users).pow(2).sum()
+                + tables["emb"]["c"][pos_rows].pow(2).sum()
+                + tables["emb"]["c"][neg_rows].pow(2).sum()
+            )
+            / len(batch.users)
+        )
         terms = {"l_p": l_p, "reg": reg}
         total = l_p + reg
         if cfg.use_intents:
@@ -121,8 +134,11 @@ def _batch(data: Any, n: int, seed: int) -> Batch:
     rng = np.random.default_rng(seed)
     coo = data.train.tocoo()
     pick = rng.choice(coo.nnz, n, replace=False)
-    return Batch(torch.from_numpy(coo.row[pick].astype(np.int64)), torch.from_numpy(coo.col[pick].astype(np.int64)),
-                 torch.from_numpy(rng.integers(0, data.n_items, n)))
+    return Batch(
+        torch.from_numpy(coo.row[pick].astype(np.int64)),
+        torch.from_numpy(coo.col[pick].astype(np.int64)),
+        torch.from_numpy(rng.integers(0, data.n_items, n)),
+    )
 
 
 def _run(model: MMIL, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -130,15 +146,23 @@ def _run(model: MMIL, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor
     model.zero_grad()
     terms = model.loss(batch)
     terms["loss"].backward()
-    return ({k: v.detach() for k, v in terms.items()},
-            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    return (
+        {k: v.detach() for k, v in terms.items()},
+        {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+    )
 
 
-CASES = {**VARIANTS,
-         "dot attention, uniform r, bpr, sample kl": {"attn_scale": "dot", "modality_weights": "uniform",
-                                                      "loss": "bpr", "kl_mode": "sample"},
-         # logits spread over 2 / 0.004 = 500: the shared shift underflows, the per-row one runs
-         "exact-shift fallback": {"attn_temp": 0.004}}
+CASES = {
+    **VARIANTS,
+    "dot attention, uniform r, bpr, sample kl": {
+        "attn_scale": "dot",
+        "modality_weights": "uniform",
+        "loss": "bpr",
+        "kl_mode": "sample",
+    },
+    # logits spread over 2 / 0.004 = 500: the shared shift underflows, the per-row one runs
+    "exact-shift fallback": {"attn_temp": 0.004},
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))

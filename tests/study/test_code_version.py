@@ -1,4 +1,5 @@
 """A run's code version: '-dirty' follows edits to the code, not to rendered results."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,5 +1,6 @@
 """run_all.py end to end on the tiny preset: tables written, finished runs skipped, an
 interrupted run leaves no record, bad input gives a one-line error."""
+
 from __future__ import annotations
 
 import os
@@ -16,13 +17,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(args: list[str], home: Path, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
     env = {**os.environ, "MMIL_BENCH_HOME": str(home)}
-    return subprocess.run([sys.executable, str(ROOT / "run_all.py"), *args], capture_output=True,
-                          text=True, env=env, timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_all.py"), *args], capture_output=True, text=True, env=env, timeout=600, **kw
+    )
 
 
 def test_table2_end_to_end_and_skip(tmp_path: Path) -> None:
-    args = ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "lightgcn",
-            "--seeds", "0", "1", "--epochs", "3", "--quiet"]
+    args = [
+        "--table",
+        "2",
+        "--datasets",
+        "synthetic-tiny",
+        "--models",
+        "bpr",
+        "lightgcn",
+        "--seeds",
+        "0",
+        "1",
+        "--epochs",
+        "3",
+        "--quiet",
+    ]
     first = run(args, tmp_path)
     assert first.returncode == 0, first.stderr
     df = pd.read_csv(tmp_path / "results" / "table2.csv")
@@ -40,13 +55,27 @@ def test_table2_end_to_end_and_skip(tmp_path: Path) -> None:
 
 def test_interrupted_run_leaves_no_record(tmp_path: Path) -> None:
     env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path)}
-    p = subprocess.Popen([sys.executable, str(ROOT / "run_all.py"), "--table", "2", "--datasets",
-                          # MMIL trains at least 30 epochs (seconds): LightGCN on the tiny preset could
-                          # early-stop and exit before the signal arrives
-                          "synthetic-tiny", "--models", "mmil", "--epochs", "100000"],
-                         stderr=subprocess.PIPE, text=True, env=env,
-                         # a shell's background job ignores SIGINT and its children inherit that
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run_all.py"),
+            "--table",
+            "2",
+            "--datasets",
+            # MMIL trains at least 30 epochs (seconds): LightGCN on the tiny preset could
+            # early-stop and exit before the signal arrives
+            "synthetic-tiny",
+            "--models",
+            "mmil",
+            "--epochs",
+            "100000",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # a shell's background job ignores SIGINT and its children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert p.stderr is not None
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -84,8 +113,22 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     after = run([*base, "--plan"], tmp_path).stdout
     assert "1 recorded or shared, 0 to run" in after and "about 0.0 h" in after
     default = (tmp_path / "results" / "table2.md").read_text()
-    tagged = run(["--report", "--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2",
-                  "--tag", "other"], tmp_path)
+    tagged = run(
+        [
+            "--report",
+            "--table",
+            "2",
+            "--datasets",
+            "synthetic-tiny",
+            "--models",
+            "bpr",
+            "--epochs",
+            "2",
+            "--tag",
+            "other",
+        ],
+        tmp_path,
+    )
     assert tagged.returncode == 0, tagged.stderr
     assert (tmp_path / "results" / "table2.md").read_text() == default
     assert (tmp_path / "results" / "table2-other.csv").is_file()
@@ -94,15 +137,18 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     assert "Not run for this report: vbpr, lightgcn, mmgcn" in report
     # a table left on disk by another protocol is not embedded in a report whose records lack it
     (tmp_path / "results" / "table3.md").write_text("# Table 3\n\nSTRAY ROW\n")
-    untagged = run(["--report", "--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"],
-                   tmp_path)
+    untagged = run(
+        ["--report", "--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"], tmp_path
+    )
     assert untagged.returncode == 0, untagged.stderr
     page = (tmp_path / "results" / "REPORT.md").read_text()
     assert "## Table 2" in page and "STRAY" not in page and "## Table 3" not in page
     # the default report links the tagged one with the command that made it, without embedding it
-    other = page[page.index("## Other reports"):]
+    other = page[page.index("## Other reports") :]
     assert "- [REPORT-other.md](REPORT-other.md):" in other
-    assert "`python run_all.py --table 2 --datasets synthetic-tiny --models bpr --seeds 0 --epochs 2 --tag other`" in other
+    assert (
+        "`python run_all.py --table 2 --datasets synthetic-tiny --models bpr --seeds 0 --epochs 2 --tag other`" in other
+    )
     assert "Table 3" not in untagged.stderr and "Figure" not in untagged.stderr and "wrote" in untagged.stderr
     # --report without an artefact flag asks for every artefact: Table 3's runs are missing, so
     # it fails with one line and overwrites nothing
@@ -121,7 +167,7 @@ def test_report_check_and_verify(tmp_path: Path) -> None:
     missing; --verify retrains a recorded run and finds the same numbers."""
     base = ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "lightgcn", "--epochs", "2", "--quiet"]
     assert run(base, tmp_path).returncode == 0
-    assert run(["--report", *base[:-1]], tmp_path).returncode == 0      # REPORT.md too
+    assert run(["--report", *base[:-1]], tmp_path).returncode == 0  # REPORT.md too
     ok = run(["--report", "--check"], tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "all reproduced" in ok.stderr

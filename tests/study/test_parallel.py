@@ -1,4 +1,5 @@
 """Parallel and distributed execution, and resuming after a killed driver."""
+
 from __future__ import annotations
 
 import os
@@ -26,10 +27,12 @@ def specs() -> list[RunSpec]:
 
 def test_dask_backend_against_local_cluster(tmp_path: Path) -> None:
     distributed = pytest.importorskip("dask.distributed", reason="the `dask` extra is not installed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
-        recs = execute(specs(), RunStore(tmp_path), "cpu", verbose=False, backend="dask",
-                       scheduler=cluster.scheduler_address)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        recs = execute(
+            specs(), RunStore(tmp_path), "cpu", verbose=False, backend="dask", scheduler=cluster.scheduler_address
+        )
     local = execute(specs(), RunStore(tmp_path / "local"), "cpu", verbose=False)
     assert [r.key for r in recs] == [r.key for r in local]
     assert [r.test["recall@20"] for r in recs] == pytest.approx([r.test["recall@20"] for r in local], rel=1e-4)
@@ -46,8 +49,21 @@ def test_joblib_jobs_give_the_same_records(tmp_path: Path) -> None:
 
 def test_resume_after_killed_driver(tmp_path: Path) -> None:
     env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path)}
-    args = [sys.executable, str(ROOT / "run_all.py"), "--table", "2", "--datasets", "synthetic-tiny",
-            "--models", "bpr", "lightgcn", "vbpr", "--epochs", "3", "--quiet"]
+    args = [
+        sys.executable,
+        str(ROOT / "run_all.py"),
+        "--table",
+        "2",
+        "--datasets",
+        "synthetic-tiny",
+        "--models",
+        "bpr",
+        "lightgcn",
+        "vbpr",
+        "--epochs",
+        "3",
+        "--quiet",
+    ]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
     assert p.stderr is not None
     deadline = time.time() + 300
@@ -66,25 +82,35 @@ def test_resume_after_killed_driver(tmp_path: Path) -> None:
     assert {f.name for f in runs.glob("*.json.gz")} >= first and len(list(runs.glob("*.json.gz"))) == 3
     # a fresh, uninterrupted invocation produces the same table
     fresh = tmp_path / "fresh"
-    subprocess.run(args, capture_output=True, text=True, env={**env, "MMIL_BENCH_HOME": str(fresh)}, timeout=600,
-                   check=True)
+    subprocess.run(
+        args, capture_output=True, text=True, env={**env, "MMIL_BENCH_HOME": str(fresh)}, timeout=600, check=True
+    )
     again = pd.read_csv(fresh / "results" / "table2.csv").drop(columns="seconds_per_epoch")
     pd.testing.assert_frame_equal(again, resumed, rtol=1e-4)
     assert all(read_record(f).test for f in runs.glob("*.json.gz"))
 
 
-def _record(dataset: str, model: str, seconds: float, config: dict | None = None,
-            capped: bool = False) -> SimpleNamespace:
+def _record(
+    dataset: str, model: str, seconds: float, config: dict | None = None, capped: bool = False
+) -> SimpleNamespace:
     """What the estimator reads of a record."""
-    return SimpleNamespace(spec=RunSpec(dataset, model, 0, config=config or {}), epochs_capped=capped,
-                           total_seconds=seconds, epochs_run=10)
+    return SimpleNamespace(
+        spec=RunSpec(dataset, model, 0, config=config or {}), epochs_capped=capped, total_seconds=seconds, epochs_run=10
+    )
 
 
 def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
     from benchmark.study.estimate import History, longest_first
-    history = History([_record("synthetic-tiny", "mmil", 10.0), _record("synthetic-tiny", "mmil", 30.0),  # type: ignore[list-item]
-                       _record("synthetic-tiny", "mmil", 400.0, {"dim": 512}),
-                       _record("synthetic-tiny", "bpr", 2.0), _record("synthetic-tiny", "bpr", 99.0, capped=True)])
+
+    history = History(
+        [
+            _record("synthetic-tiny", "mmil", 10.0),
+            _record("synthetic-tiny", "mmil", 30.0),  # type: ignore[list-item]
+            _record("synthetic-tiny", "mmil", 400.0, {"dim": 512}),
+            _record("synthetic-tiny", "bpr", 2.0),
+            _record("synthetic-tiny", "bpr", 99.0, capped=True),
+        ]
+    )
     small = RunSpec("synthetic-tiny", "mmil", 1)
     big = RunSpec("synthetic-tiny", "mmil", 1, config={"dim": 512})
     bpr = RunSpec("synthetic-tiny", "bpr", 1)
@@ -103,6 +129,7 @@ def test_a_run_recorded_meanwhile_is_not_trained_again(tmp_path: Path) -> None:
     """Two drivers on the same results: the second takes the record the first wrote after it
     made its list, instead of training the run again."""
     from benchmark.study.execute import _worker, run_one
+
     spec, store = specs()[0], RunStore(tmp_path)
     rec = run_one(spec, store, "cpu", log=None)
     store.put(replace(rec, extra={"marker": "written by the other driver"}))
@@ -114,6 +141,7 @@ def test_a_run_recorded_meanwhile_is_not_trained_again(tmp_path: Path) -> None:
 
 def test_time_left_scales_by_the_estimates_when_all_are_known() -> None:
     from benchmark.study.estimate import time_left
+
     # 100 s ran a run estimated at 50 s; 10 s of estimates are left: 20 s, not 100 s per run
     assert time_left(100.0, [50.0], [5.0, 5.0]) == pytest.approx(20.0)
     # one run without an estimate: back to the mean per finished run
@@ -123,6 +151,7 @@ def test_time_left_scales_by_the_estimates_when_all_are_known() -> None:
 
 def test_finishing_time_of_a_greedy_schedule() -> None:
     from benchmark.study.schedule_replay import finishing_time
+
     # two workers: 1 -> w1, 1 -> w2, 4 -> w1 (free at 1): done at 5; longest first: 4 | 1+1: done at 4
     assert finishing_time([1.0, 1.0, 4.0], 2) == 5.0
     assert finishing_time([4.0, 1.0, 1.0], 2) == 4.0

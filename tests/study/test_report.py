@@ -1,11 +1,13 @@
 """Artefacts from hand-made records: table cells, best marking, improvement row, p-values;
 the significance test on constructed data; figures; --report trains nothing."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,16 +24,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_table_cells_best_and_improvement() -> None:
-    recs = [record("toy", "lightgcn", 0, 0.10, [0.1, 0.1]), record("toy", "lightgcn", 1, 0.12, [0.1, 0.14]),
-            record("toy", "mmil", 0, 0.15, [0.2, 0.1]), record("toy", "mmil", 1, 0.13, [0.1, 0.16])]
+    recs = [
+        record("toy", "lightgcn", 0, 0.10, [0.1, 0.1]),
+        record("toy", "lightgcn", 1, 0.12, [0.1, 0.14]),
+        record("toy", "mmil", 0, 0.15, [0.2, 0.1]),
+        record("toy", "mmil", 1, 0.13, [0.1, 0.16]),
+    ]
     df = experiments.table2_frame(recs)
     row = df[df.model == "mmil"].iloc[0]
     assert row["recall@20"] == pytest.approx(0.14)
     assert row["recall@20_std"] == pytest.approx(np.std([0.15, 0.13], ddof=1))
     md = report.markdown_table(df, "model", TABLE2_METRICS, "T", focus="mmil")
-    assert "**0.1400 ± 0.0141**" in md                      # best in bold, mean ± std
+    assert "**0.1400 ± 0.0141**" in md  # best in bold, mean ± std
     assert "0.1100 ± 0.0141" in md and "**0.1100" not in md
-    assert "+27.27% vs lightgcn" in md                       # (0.14 - 0.11) / 0.11
+    assert "+27.27% vs lightgcn" in md  # (0.14 - 0.11) / 0.11
     tex = report.latex_side_by_side(df, "model", TABLE2_METRICS, "T", focus="mmil")
     assert r"\textbf{0.1400 $\pm$ 0.0141}" in tex and r"+27.27\%" in tex
 
@@ -43,10 +49,10 @@ def test_paper_value_and_relative_difference() -> None:
 
 def test_paired_test_known_answers() -> None:
     a = np.array([1.0, 2.0, 3.0, 4.0])
-    b = a - np.array([0.1, 0.2, 0.1, 0.2])    # mean diff 0.15, sd 0.0577: t = 5.196, df 3
+    b = a - np.array([0.1, 0.2, 0.1, 0.2])  # mean diff 0.15, sd 0.0577: t = 5.196, df 3
     assert paired_pvalue(a, b) == pytest.approx(0.01385, rel=1e-3)
     assert np.isnan(paired_pvalue(a, a))
-    assert paired_pvalue(a, a - 1) == 0.0                    # a constant gain is certain
+    assert paired_pvalue(a, a - 1) == 0.0  # a constant gain is certain
     with pytest.raises(ValueError):
         paired_pvalue(a, a[:3])
 
@@ -67,8 +73,11 @@ def test_table2_with_seeds_and_a_metric_kept_only_as_a_mean() -> None:
     renders, with the over-users p-value of precision n/a and its over-seeds one computed."""
     rng = np.random.default_rng(1)
     base = rng.random(50)
-    recs = [record("toy", m, s, 0.1 + gain + s / 100 + rng.normal(0, 0.002), list(base + gain))
-            for m, gain in (("lightgcn", 0.0), ("mmil", 0.05)) for s in range(3)]
+    recs = [
+        record("toy", m, s, 0.1 + gain + s / 100 + rng.normal(0, 0.002), list(base + gain))
+        for m, gain in (("lightgcn", 0.0), ("mmil", 0.05))
+        for s in range(3)
+    ]
     df = experiments.table2_frame(recs)
     pv = experiments.pvalues_vs_best(recs, df, "model", "mmil", TABLE2_METRICS)
     assert pv["toy"]["recall@20"]["p_users"] == 0.0
@@ -80,9 +89,21 @@ def test_table2_with_seeds_and_a_metric_kept_only_as_a_mean() -> None:
 
 def test_figure_files(tmp_path: Path) -> None:
     from benchmark.study.figures import draw
-    rows = [{"dataset": d, "parameter": p, "value": v, "recall@20": 0.1 + i / 100, "ndcg@20": 0.05,
-             "recall@20_std": 0.01, "ndcg@20_std": np.nan}
-            for d in ("a", "b") for p, grid in FIGURES[3] for i, v in enumerate(grid)]
+
+    rows = [
+        {
+            "dataset": d,
+            "parameter": p,
+            "value": v,
+            "recall@20": 0.1 + i / 100,
+            "ndcg@20": 0.05,
+            "recall@20_std": 0.01,
+            "ndcg@20_std": np.nan,
+        }
+        for d in ("a", "b")
+        for p, grid in FIGURES[3]
+        for i, v in enumerate(grid)
+    ]
     paths = draw(3, pd.DataFrame(rows), tmp_path)
     assert [p.name for p in paths] == ["figure3.png", "figure3.pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -92,8 +113,9 @@ def test_figure_files(tmp_path: Path) -> None:
 
 def _driver(args: list[str], home: Path) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
     env = {**os.environ, "MMIL_BENCH_HOME": str(home)}
-    return subprocess.run([sys.executable, str(ROOT / "run_all.py"), *args], capture_output=True, text=True,
-                          env=env, timeout=900)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_all.py"), *args], capture_output=True, text=True, env=env, timeout=900
+    )
 
 
 def test_figure_command_and_report_trains_nothing(tmp_path: Path) -> None:
@@ -121,11 +143,13 @@ def test_tune_chooses_on_validation(tmp_path: Path) -> None:
     res = _driver(["--tune", "bpr", "--datasets", "synthetic-tiny", "--epochs", "2", "--quiet"], tmp_path)
     assert res.returncode == 0, res.stderr
     import json
+
     chosen = json.loads((tmp_path / "results" / "tuned.json").read_text())["synthetic-tiny"]["bpr"]
     recs = [read_record(p) for p in (tmp_path / "results" / "runs").glob("*.json.gz")]
     assert chosen["valid_recall@20"] == pytest.approx(max(r.valid["recall@20"] for r in recs))
     # the Table 2 run then uses the chosen configuration
-    res = _driver(["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2", "--quiet"],
-                  tmp_path)
+    res = _driver(
+        ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2", "--quiet"], tmp_path
+    )
     assert res.returncode == 0
     assert "already recorded" in res.stderr

@@ -1,6 +1,7 @@
 """A run killed at any epoch resumes from its checkpoint and ends with exactly the numbers of an
 uninterrupted run: in-process for every model (an exception at a random epoch), and for the
 driver killed with SIGKILL."""
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,11 @@ class Killed(Exception):
 
 def kill_at(epoch: int):  # type: ignore[no-untyped-def]
     """A log that stops the run when epoch ``epoch`` reports (before its checkpoint is saved)."""
+
     def log(msg: str) -> None:
         if f" epoch {epoch}/" in msg:
             raise Killed(msg)
+
     return log
 
 
@@ -51,8 +54,20 @@ def test_resumed_run_equals_an_uninterrupted_one(model: str, tmp_path: Path) -> 
 
 
 def test_driver_killed_mid_run_resumes_to_the_same_record(tmp_path: Path) -> None:
-    args = [sys.executable, str(ROOT / "run_all.py"), "--table", "2", "--datasets", "synthetic-tiny",
-            "--models", "mmil", "--epochs", "12", "--checkpoint-minutes", "0"]
+    args = [
+        sys.executable,
+        str(ROOT / "run_all.py"),
+        "--table",
+        "2",
+        "--datasets",
+        "synthetic-tiny",
+        "--models",
+        "mmil",
+        "--epochs",
+        "12",
+        "--checkpoint-minutes",
+        "0",
+    ]
     env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path / "killed"), "OMP_NUM_THREADS": "1"}
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
     assert p.stderr is not None
@@ -67,10 +82,11 @@ def test_driver_killed_mid_run_resumes_to_the_same_record(tmp_path: Path) -> Non
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "resumed from" in again.stderr
-    assert not list((runs / "checkpoints").glob("*.pt"))          # removed once recorded
+    assert not list((runs / "checkpoints").glob("*.pt"))  # removed once recorded
     fresh = tmp_path / "fresh"
-    subprocess.run(args, capture_output=True, text=True, env={**env, "MMIL_BENCH_HOME": str(fresh)},
-                   timeout=600, check=True)
+    subprocess.run(
+        args, capture_output=True, text=True, env={**env, "MMIL_BENCH_HOME": str(fresh)}, timeout=600, check=True
+    )
     [a] = [read_record(p) for p in runs.glob("*.json.gz")]
     [b] = [read_record(p) for p in (fresh / "results" / "runs").glob("*.json.gz")]
     assert a.resumed == 1 and b.resumed == 0
