@@ -12,8 +12,7 @@
     python run_all.py --tune lightgcn --datasets synthetic-baby   # grid search on validation
     python run_all.py --table 1 --data-root ../shared/data --datasets amazon-baby tiktok
 
-Records go to results/runs/ (one compressed JSON per run, committed; a run with a record is
-skipped and a killed run resumes from its checkpoint); tables to results/, figures to figures/.
+Records go to results/runs/ (committed; a recorded run is skipped, a killed one resumes).
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ from benchmark.data import DataError
 from benchmark.paths import default_data_root
 from benchmark.registry import UnknownModel
 from benchmark.study.driver import Options, check, produce, verify
+
+ACTIONS = ("table", "ablation", "figure", "sensitivity", "all", "report", "tune", "list", "verify")
 
 
 def parse(argv: list[str] | None) -> Options:
@@ -46,11 +47,7 @@ def parse(argv: list[str] | None) -> Options:
     a("--list", action="store_true", help="list known datasets and models, then exit")
     a("--plan", action="store_true", help="count an artefact's runs, recorded and to run, estimate the time left")
     h = p.add_argument_group("how").add_argument
-    h(
-        "--datasets",
-        nargs="+",
-        help="dataset names (default: the folders under --data-root, else the synthetic presets)",
-    )
+    h("--datasets", nargs="+", help="dataset names (default: the folders of --data-root, else the presets)")
     h("--models", nargs="+", help="Table 2 models (default: every one of the paper's)")
     h("--seeds", nargs="+", type=int, help="seeds (default 0; 0 1 2 for Table 3, as mmil.md 6b asks)")
     h("--epochs", type=int, help="cap the training epochs (recorded as capped)")
@@ -73,20 +70,8 @@ def parse(argv: list[str] | None) -> Options:
         p.error("--plan goes with the flags that train (--table 2, --ablation, --figure N, --all), not --report")
     if args.check and not args.report:
         p.error("--check goes with --report")
-    if not (
-        args.table
-        or args.ablation
-        or args.figure
-        or args.sensitivity
-        or args.all
-        or args.report
-        or args.tune
-        or args.list
-        or args.verify
-    ):
-        p.error(
-            "nothing to do: give --table 2, --ablation, --figure N, --all, --report, --tune MODEL, --verify K or --list"
-        )
+    if not any(getattr(args, k) for k in ACTIONS):
+        p.error("nothing to do: give --table N, --ablation, --figure N, --all, --report, --tune, --verify or --list")
     if args.scheduler and args.backend != "dask":
         p.error("--scheduler goes with --backend dask")
     return Options(**vars(args))
@@ -110,9 +95,5 @@ if __name__ == "__main__":
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print(
-            "interrupted: finished runs are recorded and a run in progress resumes from its checkpoint; "
-            "rerun the same command",
-            file=sys.stderr,
-        )
+        print("interrupted: rerun the same command to resume (records and checkpoints are kept)", file=sys.stderr)
         sys.exit(130)
