@@ -96,7 +96,7 @@ def time_propagation(dataset: str, root: Path | None, repeats: int) -> dict[str,
     }
 
 
-def time_steps(model: str, data, steps: int, warmup: int = 1) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def time_steps(model: str, data, steps: int, warmup: int = 1, precision: str = "fp32") -> dict[str, float]:  # type: ignore[no-untyped-def]
     """CPU and wall seconds of one training epoch of ``model`` on ``data``, timed over ``steps``
     optimiser steps of the shared loop (after ``warmup``) and scaled to the epoch's step count.
     ``start_epoch`` (graph refresh, re-clustering) is timed once and added."""
@@ -120,7 +120,8 @@ def time_steps(model: str, data, steps: int, warmup: int = 1) -> dict[str, float
     def step(i: int) -> None:
         s = (i % n_steps) * cfg.batch_size
         batch = Batch(*(torch.from_numpy(a[s : s + cfg.batch_size]) for a in (users, pos, neg)))
-        loss = net.loss(batch)["loss"]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = net.loss(batch)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -134,10 +135,13 @@ def time_steps(model: str, data, steps: int, warmup: int = 1) -> dict[str, float
     return {"cpu_s": start_cpu + cpu * n_steps, "wall_s": start_wall + wall * n_steps, "steps": n_steps}
 
 
-def per_model_table(models: list[str], dataset: str, root: Path | None, steps: int) -> list[str]:
+def per_model_table(
+    models: list[str], dataset: str, root: Path | None, steps: int, precisions: tuple[str, ...] = ("fp32",)
+) -> list[str]:
     """Seconds per training epoch of each model beside LightGCN's, measured in this one process
     (one thread), as the ratio of CPU time and of wall time: the ratio is the figure of merit on
-    a shared machine, the absolute seconds are not."""
+    a shared machine, the absolute seconds are not. With ``bf16`` in ``precisions`` each model is
+    also timed under bfloat16 autocast (the ratio stays to LightGCN's fp32 epoch)."""
     torch.set_num_threads(1)
     data = load_dataset(dataset, root)
     base = time_steps("lightgcn", data, steps)
@@ -147,11 +151,12 @@ def per_model_table(models: list[str], dataset: str, root: Path | None, steps: i
         f"{'model':10s} {'cpu s/epoch':>12s} {'wall s/epoch':>13s} {'cpu ratio':>10s} {'wall ratio':>11s}",
     ]
     for m in models:
-        r = base if m == "lightgcn" else time_steps(m, data, steps)
-        lines.append(
-            f"{m:10s} {r['cpu_s']:12.2f} {r['wall_s']:13.2f} {r['cpu_s'] / base['cpu_s']:10.1f} "
-            f"{r['wall_s'] / base['wall_s']:11.1f}"
-        )
+        for precision in precisions:
+            r = base if m == "lightgcn" and precision == "fp32" else time_steps(m, data, steps, precision=precision)
+            lines.append(
+                f"{m + ('' if precision == 'fp32' else ' ' + precision):10s} {r['cpu_s']:12.2f} {r['wall_s']:13.2f} "
+                f"{r['cpu_s'] / base['cpu_s']:10.1f} {r['wall_s'] / base['wall_s']:11.1f}"
+            )
     return lines
 
 
@@ -221,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         metavar="DATASET",
         help="seconds per epoch of each --models model beside LightGCN's on DATASET, one thread",
     )
+    p.add_argument("--with-bf16", action="store_true", help="with --per-model: also time bf16 autocast")
     p.add_argument("--steps", type=int, default=10, help="with --per-model: steps timed per model")
     p.add_argument("--child", nargs=3, metavar=("MODEL", "DATASET", "EPOCHS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -229,7 +235,8 @@ def main(argv: list[str] | None = None) -> None:
         child_peak_memory(args.child[0], args.child[1], root, int(args.child[2]))
         return
     if args.per_model:
-        print("\n".join(per_model_table(args.models or ["lightgcn"], args.per_model, root, args.steps)))
+        precisions = ("fp32", "bf16") if args.with_bf16 else ("fp32",)
+        print("\n".join(per_model_table(args.models or ["lightgcn"], args.per_model, root, args.steps, precisions)))
         return
     if args.models:
         base = measure_in_child("none", args.memory_dataset, args.data_root, 0)["peak_mb"]
