@@ -125,6 +125,7 @@ def write_report(records: list[Record], commands: list[str], rendered: list[str]
         }
     )
     total = sum(r.total_seconds for r in records)
+    out += [""] + [f"{name}: {note}" for name in datasets for note in paper.notes(name)]
     out += [
         "",
         "## Protocol",
