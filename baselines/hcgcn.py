@@ -54,7 +54,7 @@ as in LATTICE / MICRO.
 Measured (``train_raw_features`` on, CPU, 1 thread; ru_maxrss of a fresh process, which holds 282
 MB with the data alone): synthetic-clothing (1,969 users, 1,152 items, 4096-d v + 384-d t) 2.38
 s/epoch, peak RSS 559 MB; TikTok (9,308 users, 6,710 items; the largest set run) peak RSS 965 MB
-over a 1-epoch run. Speed (``python -m benchmark.speed --per-model tiktok``, 1 thread): 54x
+over a 1-epoch run. Speed (``python -m benchmark.study.speed --per-model tiktok``, 1 thread): 54x
 LightGCN's epoch (was 280x before `AllItemsLogSumExp`), nearly all in the all-items InfoNCE.
 """
 

@@ -7,7 +7,7 @@
 Defaults follow the official code (L = 3, lr 1e-3, reg 1e-4, d = 64, batch 2048) with MMRec's
 EmbLoss on the ego embeddings and xavier-uniform initialisation. Propagation is one
 sparse product per layer through `benchmark.graphs.SparseOperator` (faster here than PyG's
-``LGConv``; figures in ``python -m benchmark.speed``).
+``LGConv``; figures in ``python -m benchmark.study.speed``).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ Decisions and deviations (shared graph code in ``baselines/_item_graphs.py``):
 Measured (``train_raw_features`` on, CPU, 1 thread; ru_maxrss of a fresh process, which holds 282
 MB with the data alone): synthetic-clothing (1,969 users, 1,152 items, 4096-d v + 384-d t) 1.43
 s/epoch, peak RSS 555 MB; TikTok (9,308 users, 6,710 items; the largest set run) peak RSS 831 MB
-over a 1-epoch run. Speed (``python -m benchmark.speed --per-model tiktok``, 1 thread): 66x
+over a 1-epoch run. Speed (``python -m benchmark.study.speed --per-model tiktok``, 1 thread): 66x
 LightGCN's epoch (was 280x before `AllItemsLogSumExp`), 95% of a step in the all-items InfoNCE.
 """
 

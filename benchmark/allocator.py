@@ -4,7 +4,7 @@ By default glibc gives freed heap back to the system as soon as 128 KiB-2 x 32 M
 top, so the big temporaries of every training step and evaluation batch come back as fresh pages
 that fault in on first touch. Fixing the mmap threshold at 32 MiB (blocks above it are still
 mapped and unmapped, so a rare huge block does not pin memory) and the trim threshold at 256 MiB
-keeps them for reuse. ``python -m benchmark.speed --data-root ../shared/data`` on the 2-core
+keeps them for reuse. ``python -m benchmark.study.speed --data-root ../shared/data`` on the 2-core
 development machine, with ``MMIL_BENCH_MALLOC=system`` and then without: LightGCN epoch on Baby
 2.44 s -> 1.77 s, full-ranking pass on Baby 0.50 s -> 0.42 s, LightGCN epoch on Clothing 10.2 s
 -> 7.1 s, peak RSS of the Clothing run 799 MB -> 879 MB. (Thresholds of 1 GiB, tried while

@@ -4,7 +4,7 @@ the model's device, training items (and optionally valid items) masked to -inf.
 The top-K hits come from the rank of each target item (how many items of its row score at least
 as high), not from ``topk``: one compare-and-count pass over the score rows is cheaper than
 ``torch.topk``'s per-row partial sort on the CPU, and the metrics only need where each target
-lands (``python -m benchmark.speed`` times the full-ranking pass). Ties are broken
+lands (``python -m benchmark.study.speed`` times the full-ranking pass). Ties are broken
 against the target (a tied item counts as ranked ahead), so a model that scores every item alike
 gets no hits rather than lucky ones; a NaN score ranks last.
 """

@@ -6,7 +6,7 @@ block of rows at a time (top-k per block), so no items x items matrix ever exist
 Propagation goes through `SparseOperator`: ``torch.sparse.mm`` on a CSR matrix whose backward
 multiplies by a transpose kept beside it (the matrix itself when symmetric). torch's own backward
 of a CSR product rebuilds the transpose at every call, which made a LightGCN step 4x slower; PyG's
-``LGConv`` (scatter over an ``edge_index``) was slower still. ``python -m benchmark.speed`` times
+``LGConv`` (scatter over an ``edge_index``) was slower still. ``python -m benchmark.study.speed`` times
 the variants and prints the figures.
 """
 

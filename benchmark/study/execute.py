@@ -123,7 +123,7 @@ def run_one(
         # a resumed run adds the training and evaluation time its checkpoint recorded
         total_seconds=time.perf_counter() - t0 + result.seconds_before_resume,
         # CUDA: this run's peak; CPU: the process's peak RSS, which includes earlier runs of the
-        # same process (python -m benchmark.speed --models measures each model alone)
+        # same process (python -m benchmark.study.speed --models measures each model alone)
         peak_memory_mb=result.peak_memory_mb,
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
         resumed=result.resumed,
