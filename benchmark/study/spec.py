@@ -59,20 +59,7 @@ class RunSpec:
 
     def identity(self) -> str:
         """The spec as given (before defaults), for de-duplicating a run list."""
-        return json.dumps(
-            {
-                "dataset": self.dataset,
-                "model": self.model,
-                "seed": self.seed,
-                "config": dict(self.config),
-                "train": dict(self.train),
-                "epochs": self.epochs,
-                "mask_valid_at_test": self.mask_valid_at_test,
-                "precision": self.precision,
-            },
-            sort_keys=True,
-            default=str,
-        )
+        return json.dumps(self.to_json(), sort_keys=True, default=str)
 
     def key(self, checksum: str) -> str:
         """The record's name, given the dataset's checksum (`RunStore.key` looks it up once per
