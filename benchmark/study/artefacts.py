@@ -3,6 +3,7 @@ become files under ``results/`` and ``figures/``."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,8 +91,6 @@ def display_path(p: Path) -> str:
     try:
         return str(Path(p).resolve().relative_to(ROOT.resolve()))
     except ValueError:
-        import os
-
         return os.path.relpath(Path(p).resolve(), ROOT.resolve())
 
 

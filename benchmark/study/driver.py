@@ -31,7 +31,7 @@ from . import tuning
 from .artefacts import Artefact, Options, build, display_path, log
 from .definition import SYNTHETIC_DEFAULT, TABLE2_MODELS
 from .estimate import History
-from .execute import execute, run_one, unique
+from .execute import execute, run_one
 from .record import Record
 from .spec import RunSpec
 from .store import RunStore
@@ -122,6 +122,22 @@ def resolve(opts: Options) -> tuple[list[str], list[str]]:
     return datasets, models
 
 
+def run(opts: Options, store: RunStore, specs: list[RunSpec]) -> list[Record]:
+    """`execute` with the command line's execution options (one place, so tuning runs honour
+    --jobs, --backend and --checkpoint-minutes exactly as artefact runs do)."""
+    return execute(
+        specs,
+        store,
+        opts.device,
+        opts.jobs,
+        opts.force,
+        verbose=not opts.quiet,
+        backend=opts.backend,
+        scheduler=opts.scheduler,
+        checkpoint_seconds=opts.checkpoint_minutes * 60,
+    )
+
+
 def produce(opts: Options, store: RunStore | None = None) -> int:
     """The main flow: Table 1, tuning, training what is missing, rendering."""
     t0 = time.perf_counter()
@@ -145,17 +161,7 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
         return 0
     if not opts.report:
         log(" + ".join(f"{a.name}: {len(a.specs)} runs" for a in arts))
-        execute(
-            [s for a in arts for s in a.specs],
-            store,
-            opts.device,
-            opts.jobs,
-            opts.force,
-            verbose=not opts.quiet,
-            backend=opts.backend,
-            scheduler=opts.scheduler,
-            checkpoint_seconds=opts.checkpoint_minutes * 60,
-        )
+        run(opts, store, [s for a in arts for s in a.specs])
     per_artefact = RecordIndex(store).records(arts)
     commands, rendered, written, all_records = [], [], [], []
     for a, records in zip(arts, per_artefact):
@@ -209,16 +215,7 @@ def tune(opts: Options, store: RunStore, datasets: list[str]) -> None:
     grid = tuning.parse_grid(opts.grid) if opts.grid else None
     specs = tuning.tune_specs(opts.tune, datasets, opts.seeds or [0], opts.epochs, grid)
     log(f"tuning {opts.tune}: {len(specs)} runs")
-    records = execute(
-        specs,
-        store,
-        opts.device,
-        opts.jobs,
-        opts.force,
-        verbose=not opts.quiet,
-        backend=opts.backend,
-        scheduler=opts.scheduler,
-    )
+    records = run(opts, store, specs)
     n_points = len(specs) // max(len(datasets), 1) // len(opts.seeds or [0])
     for d in datasets:
         config, valid = tuning.select([r for r in records if r.spec.dataset == d])
@@ -333,9 +330,10 @@ def verify(opts: Options) -> int:
             torch.set_num_threads(r.torch_threads)
             t = time.perf_counter()
             new = run_one(r.spec, scratch, opts.device, None if opts.quiet else log)
-            same = new.numbers() == r.numbers()
+            mine, theirs = new.numbers(), r.numbers()
+            diff = [k for k in theirs if mine[k] != theirs[k]]
+            same = not diff
             failed += not same
-            diff = [k for k in r.numbers() if new.numbers()[k] != r.numbers()[k]]
             print(
                 f"verify {n}/{len(chosen)} {r.spec.label()} key {r.key} ({r.torch_threads} thread(s), "
                 f"{time.perf_counter() - t:.0f}s; recorded by {r.code_version}): "
@@ -349,6 +347,3 @@ def verify(opts: Options) -> int:
             )
     print(f"verify: {len(chosen) - failed} of {len(chosen)} runs reproduced exactly")
     return 1 if failed else 0
-
-
-__all__ = ["Options", "RunSpec", "produce", "check", "verify", "unique", "MissingRecords"]

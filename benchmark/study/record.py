@@ -71,7 +71,7 @@ class Record:
         """What must reproduce exactly: everything but timings, memory, dates and code version."""
         return {
             "key": self.key,
-            "history": [{k: v for k, v in row.items()} for row in self.history],
+            "history": self.history,
             "epochs_run": self.epochs_run,
             "best_epoch": self.best_epoch,
             "valid": self.valid,
