@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..paths import ROOT, figures_dir, results_dir, tagged
@@ -39,12 +39,13 @@ class Options:
     epochs: int | None = None
     device: str = "auto"
     data_root: Path = ROOT / "data"
-    jobs: int = 1
+    jobs: int = 0  # 0: as many as the cores hold at `threads` each
     backend: str = "loky"
     scheduler: str | None = None
     force: bool = False
     mask_valid_at_test: bool = False
     precision: str = "fp32"
+    threads: int = 1
     quiet: bool = False
     debug: bool = False
     tag: str = ""
@@ -69,6 +70,7 @@ class Artefact:
         seeds = sorted({r.spec.seed for r in records})
         caps = sorted({r.spec.epochs for r in records if r.spec.epochs is not None})
         precisions = sorted({r.spec.precision for r in records})
+        threads = sorted({r.spec.threads for r in records})
         real = any(not r.dataset.synthetic for r in records)
         models = list(dict.fromkeys(r.spec.model for r in records))
         subset = bool(self.models) and set(models) != set(self.models)
@@ -79,6 +81,7 @@ class Artefact:
             + ["--seeds", *map(str, seeds)]
             + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
             + (["--precision", precisions[0]] if precisions != ["fp32"] else [])
+            + (["--threads", str(threads[0])] if threads != [1] else [])
             + (["--mask-valid-at-test"] if any(r.spec.mask_valid_at_test for r in records) else [])
             + (["--data-root", display_path(data_root)] if real else [])
             + (["--tag", tag] if tag else [])
@@ -150,7 +153,7 @@ def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefac
                 "Table 2",
                 ["--table", "2"],
                 experiments.table2_specs(
-                    datasets, models, opts.seeds or [0], opts.epochs, opts.mask_valid_at_test, tuned, opts.precision
+                    datasets, models, opts.seeds or [0], opts.epochs, opts.mask_valid_at_test, tuned
                 ),
                 render_table2,
                 TABLE2_MODELS,
@@ -176,7 +179,14 @@ def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefac
                 render_figure(fig),
             )
         )
+    for a in out:
+        a.specs = protocol(opts, a.specs)
     return out
+
+
+def protocol(opts: Options, specs: list[RunSpec]) -> list[RunSpec]:
+    """The command line's precision and thread count, set on every run it asks for."""
+    return [replace(s, precision=opts.precision, threads=opts.threads) for s in specs]
 
 
 def log(msg: str) -> None:

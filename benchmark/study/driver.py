@@ -21,14 +21,13 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..atomic import write_text_atomic
 from ..data import available, real_datasets
 from ..paths import ROOT, figures_dir, results_dir, runs_dir
 from ..registry import UnknownModel, model_names
+from ..trainer import resolve_device
 from . import tuning
-from .artefacts import Artefact, Options, build, display_path, log
+from .artefacts import Artefact, Options, build, display_path, log, protocol
 from .definition import SYNTHETIC_DEFAULT, TABLE2_MODELS
 from .estimate import History
 from .execute import execute, run_one
@@ -50,6 +49,7 @@ RENDER_OPTIONS = (
     "data_root",
     "mask_valid_at_test",
     "precision",
+    "threads",
     "tag",
 )
 
@@ -122,6 +122,16 @@ def resolve(opts: Options) -> tuple[list[str], list[str]]:
     return datasets, models
 
 
+def jobs(opts: Options) -> int:
+    """--jobs, or by default one process per ``--threads`` cores on CPU (one on a GPU: its
+    runs would queue on the one device anyway)."""
+    if opts.jobs:
+        return opts.jobs
+    if resolve_device(opts.device).type != "cpu":
+        return 1
+    return max(1, (os.cpu_count() or 1) // opts.threads)
+
+
 def run(opts: Options, store: RunStore, specs: list[RunSpec]) -> list[Record]:
     """`execute` with the command line's execution options (one place, so tuning runs honour
     --jobs, --backend and --checkpoint-minutes exactly as artefact runs do)."""
@@ -129,7 +139,7 @@ def run(opts: Options, store: RunStore, specs: list[RunSpec]) -> list[Record]:
         specs,
         store,
         opts.device,
-        opts.jobs,
+        jobs(opts),
         opts.force,
         verbose=not opts.quiet,
         backend=opts.backend,
@@ -213,7 +223,7 @@ def plan(arts: list[Artefact], store: RunStore) -> list[str]:
 def tune(opts: Options, store: RunStore, datasets: list[str]) -> None:
     assert opts.tune is not None
     grid = tuning.parse_grid(opts.grid) if opts.grid else None
-    specs = tuning.tune_specs(opts.tune, datasets, opts.seeds or [0], opts.epochs, grid)
+    specs = protocol(opts, tuning.tune_specs(opts.tune, datasets, opts.seeds or [0], opts.epochs, grid))
     log(f"tuning {opts.tune}: {len(specs)} runs")
     records = run(opts, store, specs)
     n_points = len(specs) // max(len(datasets), 1) // len(opts.seeds or [0])
@@ -249,7 +259,8 @@ NOT_ARTEFACTS = ("artefacts.json", "tuned.json")
 
 def check(opts: Options) -> int:
     """Re-render every committed artefact from the committed records into a scratch folder and
-    compare; returns 1 naming each file that differs, is missing or has no manifest entry."""
+    compare; returns 1 naming each file that differs, is missing or has no manifest entry, and
+    each record trained at another thread count than its spec names."""
     res, figs, store = results_dir(), figures_dir(), RunStore(runs_dir(), opts.data_root)
     manifest = load_manifest()
     home = Path(os.environ.get("MMIL_BENCH_HOME", ROOT))
@@ -258,6 +269,11 @@ def check(opts: Options) -> int:
     for p in on_disk:
         if _relative(p) not in manifest:
             problems.append(f"{_relative(p)}: committed but no invocation in {manifest_path().name} renders it")
+    problems += [
+        f"{display_path(store.directory)}/{r.key}.json.gz: trained at {r.torch_threads} thread(s), its spec says {r.spec.threads}"
+        for r in store.all()
+        if r.device == "cpu" and r.torch_threads != r.spec.threads
+    ]
     groups: dict[str, dict[str, Any]] = {json.dumps(e, sort_keys=True): e for e in manifest.values()}
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
@@ -327,9 +343,9 @@ def verify(opts: Options) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = RunStore(Path(tmp), opts.data_root)
         for n, r in enumerate(chosen, 1):
-            torch.set_num_threads(r.torch_threads)
             t = time.perf_counter()
-            new = run_one(r.spec, scratch, opts.device, None if opts.quiet else log)
+            # records made before the spec named its threads carry the count in torch_threads
+            new = run_one(replace(r.spec, threads=r.torch_threads), scratch, opts.device, None if opts.quiet else log)
             mine, theirs = new.numbers(), r.numbers()
             diff = [k for k in theirs if mine[k] != theirs[k]]
             same = not diff

@@ -26,7 +26,13 @@ class Estimate:
 def _setting(spec: RunSpec) -> str:
     """A spec's model and training settings, without the seed."""
     return json.dumps(
-        {"config": dict(spec.config), "train": dict(spec.train), "epochs": spec.epochs, "precision": spec.precision},
+        {
+            "config": dict(spec.config),
+            "train": dict(spec.train),
+            "epochs": spec.epochs,
+            "precision": spec.precision,
+            "threads": spec.threads,
+        },
         sort_keys=True,
         default=str,
     )

@@ -73,8 +73,9 @@ def run_one(
     log: Log | None = stderr_log,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> Record:
-    """Train and test one run (resuming its checkpoint if the store holds one); returns its
-    record, which the caller writes."""
+    """Train and test one run (resuming its checkpoint if the store holds one) at the spec's
+    thread count; returns its record, which the caller writes."""
+    torch.set_num_threads(spec.threads)
     data = load_dataset(spec.dataset, store.data_root)
     mcfg, tcfg = spec.resolved()
     dev = resolve_device(device)
@@ -135,7 +136,6 @@ def _worker(
     spec: RunSpec,
     store: RunStore,
     device: str,
-    threads: int,
     verbose: bool,
     force: bool = False,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
@@ -144,7 +144,6 @@ def _worker(
     its list (by another driver on the same store) is taken as it is."""
     if not force and (rec := store.get(spec)) is not None:
         return rec, False
-    torch.set_num_threads(threads)
     return run_one(spec, store, device, stderr_log if verbose else None, checkpoint_seconds), True
 
 
@@ -197,13 +196,12 @@ def _run(
     checkpoint_seconds: float,
 ) -> None:
     parallel = jobs > 1 or backend == "dask"
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1)) if parallel else torch.get_num_threads()
     history = History(store.all())
     if parallel:
         todo = longest_first(todo, history)
     estimated = {store.key(s): (e.typical_seconds if (e := history.estimate(s)) else None) for s in todo}
     finished: set[str] = set()
-    args = (store, device, threads, verbose, force, checkpoint_seconds)
+    args = (store, device, verbose, force, checkpoint_seconds)
     t0 = time.perf_counter()
     client = None
     results: Iterator[tuple[Record, bool]]

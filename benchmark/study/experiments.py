@@ -28,7 +28,6 @@ def table2_specs(
     epochs: int | None = None,
     mask_valid_at_test: bool = False,
     configs: dict[tuple[str, str], dict[str, Any]] | None = None,
-    precision: str = "fp32",
 ) -> list[RunSpec]:
     """Every (dataset, model, seed) of Table 2; ``configs`` holds tuned overrides per (dataset, model)."""
     from .tuning import split_point
@@ -47,7 +46,6 @@ def table2_specs(
                     train=train,
                     epochs=epochs,
                     mask_valid_at_test=mask_valid_at_test,
-                    precision=precision,
                 )
                 for s in seeds
             ]

@@ -25,7 +25,10 @@ RECORD_VERSION = 1
 class RunSpec:
     """``config`` / ``train`` override the model's and the trainer's defaults; ``epochs`` is the
     one way to cap training (the record says it was capped). ``precision`` is ``fp32`` or
-    ``bf16`` (autocast in the training steps; evaluation stays fp32)."""
+    ``bf16`` (autocast in the training steps; evaluation stays fp32). ``threads`` is the run's
+    torch CPU thread count: a reduction's order, so a model's numbers, depend on it, so it is
+    part of the spec (1 by default: the suite parallelises across runs, and one thread gives a
+    run the same numbers on a laptop and on a 64-core node)."""
 
     dataset: str
     model: str
@@ -35,6 +38,7 @@ class RunSpec:
     epochs: int | None = None
     mask_valid_at_test: bool = False
     precision: str = "fp32"
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if "max_epochs" in self.train:
@@ -43,6 +47,8 @@ class RunSpec:
             )
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"{self.label()}: precision must be fp32 or bf16, got {self.precision!r}")
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError(f"{self.label()}: threads must be a positive integer, got {self.threads!r}")
 
     def resolved(self) -> tuple[Any, TrainConfig]:
         cls = get_model(self.model)
@@ -55,6 +61,7 @@ class RunSpec:
     def label(self) -> str:
         extra = ",".join(f"{k}={v}" for k, v in sorted({**self.config, **self.train}.items()))
         prec = "" if self.precision == "fp32" else f" {self.precision}"
+        prec += "" if self.threads == 1 else f" {self.threads} threads"
         return f"[{self.dataset}/{self.model}{'(' + extra + ')' if extra else ''} seed {self.seed}{prec}]"
 
     def identity(self) -> str:
@@ -63,7 +70,8 @@ class RunSpec:
 
     def key(self, checksum: str) -> str:
         """The record's name, given the dataset's checksum (`RunStore.key` looks it up once per
-        dataset). fp32 adds nothing to the hash, so keys made before precision existed hold."""
+        dataset). fp32 and one thread add nothing to the hash, so keys made before those fields
+        existed hold."""
         mcfg, tcfg = self.resolved()
         ident = {
             "dataset": self.dataset,
@@ -78,6 +86,8 @@ class RunSpec:
         }
         if self.precision != "fp32":
             ident["precision"] = self.precision
+        if self.threads != 1:
+            ident["threads"] = self.threads
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
     def to_json(self) -> dict[str, Any]:
@@ -90,6 +100,7 @@ class RunSpec:
             "epochs": self.epochs,
             "mask_valid_at_test": self.mask_valid_at_test,
             "precision": self.precision,
+            "threads": self.threads,
         }
 
     @classmethod
@@ -103,4 +114,5 @@ class RunSpec:
             d.get("epochs"),
             bool(d.get("mask_valid_at_test", False)),
             d.get("precision", "fp32"),
+            int(d.get("threads", 1)),
         )

@@ -40,11 +40,26 @@ def test_dask_backend_against_local_cluster(tmp_path: Path) -> None:
 
 
 def test_joblib_jobs_give_the_same_records(tmp_path: Path) -> None:
+    # each run sets its spec's thread count, so the process layout cannot change a number
     par = execute(specs(), RunStore(tmp_path / "par"), "cpu", jobs=2, verbose=False)
     seq = execute(specs(), RunStore(tmp_path / "seq"), "cpu", jobs=1, verbose=False)
     assert [r.key for r in par] == [r.key for r in seq]
     for a, b in zip(par, seq):
-        assert a.test["recall@20"] == pytest.approx(b.test["recall@20"], rel=1e-4)
+        assert a.torch_threads == b.torch_threads == 1
+        assert a.numbers() == b.numbers()
+
+
+def test_threads_are_part_of_the_run(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    one, two = specs()[0], replace(specs()[0], threads=2)
+    # one thread adds nothing to the hash: keys made before the field existed hold
+    legacy = RunSpec.from_json({k: v for k, v in one.to_json().items() if k != "threads"})
+    assert store.key(legacy) == store.key(one) != store.key(two)
+    assert "2 threads" in two.label()
+    (rec,) = execute([two], store, "cpu", verbose=False)
+    assert rec.torch_threads == 2 and rec.spec.threads == 2
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        replace(one, threads=0)
 
 
 def test_resume_after_killed_driver(tmp_path: Path) -> None:
@@ -133,9 +148,9 @@ def test_a_run_recorded_meanwhile_is_not_trained_again(tmp_path: Path) -> None:
     spec, store = specs()[0], RunStore(tmp_path)
     rec = run_one(spec, store, "cpu", log=None)
     store.put(replace(rec, extra={"marker": "written by the other driver"}))
-    again, ran = _worker(spec, store, "cpu", 1, False)
+    again, ran = _worker(spec, store, "cpu", False)
     assert not ran and again.extra["marker"] == "written by the other driver"
-    forced, ran = _worker(spec, store, "cpu", 1, False, force=True)
+    forced, ran = _worker(spec, store, "cpu", False, force=True)
     assert ran and "marker" not in forced.extra
 
 
