@@ -19,8 +19,9 @@ from benchmark.registry import register
 
 @register("bpr")
 class BPRMF(Recommender):
-    # MMRec's search for BPR
-    grid = {"reg_weight": [1e-2, 1e-3, 1e-4, 1e-5]}
+    # MMRec's reg axis around the default, and the lr every MMRec model is searched around (<= 12 points;
+    # the first point runs to the end and sets the bar the pruner holds the others to)
+    grid = {"lr": [1e-3, 5e-4, 5e-3], "reg_weight": [1e-5, 1e-4, 1e-3, 1e-2]}
 
     @dataclass(frozen=True)
     class Config:

@@ -84,8 +84,9 @@ def _head(dim: int, out: int) -> nn.Sequential:
 @register("hcgcn")
 class HCGCN(ItemGraphRecommender):
     train_defaults = {"lr": 5e-4, "batch_size": 1024, "lr_decay": 0.96}
-    # no published search: docs/baselines.md section 10 suggests G in {2, 3, 4} and {1e-3, 1e-2, 0.1}
-    grid = {"n_user_groups": [2, 3, 4], "ui_cluster_weight": [1e-3, 1e-2, 1e-1]}
+    # no published search: the LATTICE family's lr and decay around the defaults, and the cluster-loss
+    # weight over docs/baselines.md section 10's {1e-3, 1e-2, 0.1}
+    grid = {"lr": [5e-4, 1e-3], "reg_weight": [1e-5, 1e-3], "ui_cluster_weight": [1e-2, 1e-3, 1e-1]}
 
     @dataclass(frozen=True)
     class Config:

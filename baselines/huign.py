@@ -158,8 +158,9 @@ class IntentHierarchy(nn.Module):
 class HUIGN(DotProductRecommender):
     requires_features = True
     train_defaults = {"lr": 5e-4, "batch_size": 1024}
-    # the source publishes no search; its README's two settings of the coefficient
-    grid = {"reg_weight": [1e-4, 0.1]}
+    # the source publishes no search; its README's lr and coefficient settings (5e-4 / 1e-4 and
+    # 0.1 / 1e-4), with the values between
+    grid = {"lr": [5e-4, 1e-4, 1e-3], "reg_weight": [0.1, 1e-2, 1e-3, 1e-4]}
 
     @dataclass(frozen=True)
     class Config:

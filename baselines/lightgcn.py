@@ -26,8 +26,8 @@ from benchmark.registry import register
 
 @register("lightgcn")
 class LightGCN(DotProductRecommender):
-    # MMRec's search for LightGCN
-    grid = {"n_layers": [1, 2, 3, 4], "reg_weight": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]}
+    # MMRec's search for LightGCN within 12 points (every other reg value, 2 or 3 layers), and lr
+    grid = {"lr": [1e-3, 5e-3], "reg_weight": [1e-4, 1e-2, 1e-6], "n_layers": [3, 2]}
 
     @dataclass(frozen=True)
     class Config:

@@ -65,6 +65,9 @@ from ._item_graphs import ItemGraphRecommender, ModalityAttention, chunked_contr
 @register("micro")
 class MICRO(ItemGraphRecommender):
     train_defaults = {"lr": 5e-4, "batch_size": 1024, "lr_decay": 0.96}
+    # MMRec's LATTICE-family lr axis and the decay around the default, and the contrastive weight
+    # at the default and above it (the source publishes no search)
+    grid = {"lr": [5e-4, 1e-4, 1e-3], "reg_weight": [1e-5, 1e-3], "contrast_weight": [0.03, 0.1]}
 
     @dataclass(frozen=True)
     class Config:

@@ -98,8 +98,9 @@ def training_edge_list(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np
 class MMGCL(DotProductRecommender):
     requires_features = True
     train_defaults = {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 2048}
-    # the source publishes no search (its config holds one point, 0.4 / 0.2); a 3 x 3 grid around it
-    grid = {"ssl_alpha": [0.01, 0.1, 0.4], "ssl_temp": [0.2, 0.5, 1.0]}
+    # the source publishes no search (its config holds one point); lr and Adam's weight decay (its
+    # regulariser) around the defaults, and the contrast weight at the default and the source's 0.4
+    grid = {"lr": [1e-3, 1e-4], "weight_decay": [1e-4, 1e-5, 1e-3], "ssl_alpha": [0.1, 0.4]}
 
     @dataclass(frozen=True)
     class Config:

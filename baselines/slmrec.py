@@ -129,8 +129,9 @@ SSL_TASKS = ("fac", "fd", "fm")
 class SLMRec(DotProductRecommender):
     requires_features = True
     train_defaults = {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 2048}
-    # MMRec's search for SLMRec (its lr axis is a trainer setting; its ``reg`` axis is unused)
-    grid = {"ssl_temp": [0.1, 0.2, 0.5, 1.0], "ssl_alpha": [0.01, 0.05, 0.1, 0.5, 1.0]}
+    # MMRec's search for SLMRec within 12 points: lr, the SSL weight (its regulariser; its ``reg``
+    # axis is unused by the model) and the SSL temperature
+    grid = {"lr": [1e-3, 1e-2], "ssl_alpha": [0.1, 0.01, 0.5], "ssl_temp": [0.2, 0.5]}
 
     @dataclass(frozen=True)
     class Config:

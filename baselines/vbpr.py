@@ -26,8 +26,8 @@ from benchmark.registry import register
 @register("vbpr")
 class VBPR(Recommender):
     requires_features = True
-    # MMRec's search for VBPR
-    grid = {"reg_weight": [2.0, 1.0, 0.1, 1e-2, 1e-3, 1e-4, 1e-5]}
+    # MMRec's search for VBPR within 12 points (1e-3 dropped), and lr
+    grid = {"lr": [1e-3, 5e-3], "reg_weight": [1e-4, 1e-2, 0.1, 1.0, 2.0, 1e-5]}
 
     @dataclass(frozen=True)
     class Config:

@@ -39,7 +39,7 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int
     best_valid: dict[str, float]
-    test: EvalResult
+    test: EvalResult | None  # None when the caller asked not to read the test split
     epochs_run: int
     stopped_early: bool
     seconds_per_epoch: float
@@ -47,6 +47,7 @@ class TrainResult:
     peak_memory_mb: float
     resumed: int = 0
     seconds_before_resume: float = 0.0  # training and evaluation time restored from a checkpoint
+    pruned: bool = False  # stopped by the caller's ``stop`` rule (a search's pruner)
 
 
 def seed_everything(seed: int) -> None:
@@ -133,6 +134,7 @@ class _Progress:
     train_time: float = 0.0
     eval_time: float = 0.0
     stopped_early: bool = False
+    pruned: bool = False
     resumed: int = 0
 
 
@@ -190,8 +192,14 @@ def train(
     precision: str = "fp32",
     checkpoint: Path | None = None,
     checkpoint_seconds: float = 300.0,
+    stop: Callable[[list[dict[str, float]]], bool] | None = None,
+    read_test: bool = True,
 ) -> TrainResult:
     """Train to early stop, restore the best state, test once.
+
+    ``stop`` is asked after every validation, with the history so far, whether to stop here (a
+    search's pruner; the result then says ``pruned``). With ``read_test=False`` the test split
+    is never evaluated (a search's runs: its choice must not see it) and ``test`` is None.
 
     With ``checkpoint``, the full state (weights, optimiser, scheduler, every random generator,
     history, early-stopping state) is saved there after an epoch once ``checkpoint_seconds`` have
@@ -216,7 +224,7 @@ def train(
             log(f"{label} resumed from {checkpoint} after epoch {p.epoch}")
     last_save = time.perf_counter()
     t_start = time.perf_counter() - p.train_time - p.eval_time
-    while not p.stopped_early and p.epoch < cfg.max_epochs:
+    while not p.stopped_early and not p.pruned and p.epoch < cfg.max_epochs:
         epoch = p.epoch + 1
         t0 = time.perf_counter()
         model.train()
@@ -229,7 +237,7 @@ def train(
         if epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs:
             val = evaluate(model, data, "valid", batch_users=cfg.eval_batch_users)
             p.eval_time += val.seconds
-            row.update({f"valid_{k}": v for k, v in val.mean.items() if k.endswith("@20")})
+            row.update({f"valid_{k}": v for k, v in val.mean.items() if k.endswith("@20") or k == cfg.metric})
             current = val.mean[cfg.metric]
             if current > p.best_val:
                 p.best_val, p.best_epoch, p.bad = current, epoch, 0
@@ -247,9 +255,14 @@ def train(
             p.stopped_early = p.bad >= cfg.patience and epoch >= cfg.min_epochs
         p.history.append(row)
         p.epoch = epoch
+        if stop is not None and f"valid_{cfg.metric}" in row and stop(p.history):
+            p.pruned = True
+            if log:
+                log(f"{label} pruned after epoch {epoch}")
         if (
             checkpoint is not None
             and not p.stopped_early
+            and not p.pruned
             and p.epoch < cfg.max_epochs
             and time.perf_counter() - last_save >= checkpoint_seconds
         ):
@@ -259,8 +272,12 @@ def train(
     if p.best_state is None:
         raise RuntimeError(f"{label}: no validation was run")
     model.load_state_dict(p.best_state)
-    test = evaluate(model, data, "test", mask_valid=mask_valid_at_test, batch_users=cfg.eval_batch_users)
-    if log:
+    test = (
+        evaluate(model, data, "test", mask_valid=mask_valid_at_test, batch_users=cfg.eval_batch_users)
+        if read_test
+        else None
+    )
+    if log and test is not None:
         log(
             f"{label} done: best epoch {p.best_epoch}, test recall@20 {test.mean['recall@20']:.4f} "
             f"ndcg@20 {test.mean['ndcg@20']:.4f}"
@@ -277,5 +294,6 @@ def train(
         peak_memory_mb(device),
         resumed=p.resumed,
         seconds_before_resume=before,
+        pruned=p.pruned,
     )
     return result

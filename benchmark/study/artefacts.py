@@ -146,6 +146,7 @@ def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefac
     named = opts.table == 2 or opts.ablation or opts.figure or opts.sensitivity
     every = opts.all or (opts.report and not named)
     tuned = tuning.load_choices()
+    focus = {d: point for (d, m), point in tuned.items() if m == FOCUS}  # Table 3 and the figures start there
     out = []
     if opts.table == 2 or every:
         out.append(
@@ -165,7 +166,7 @@ def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefac
                 "Table 3",
                 ["--ablation"],
                 experiments.ablation_specs(
-                    datasets, VARIANTS, opts.seeds or list(ABLATION_SEEDS), opts.epochs, opts.mask_valid_at_test
+                    datasets, VARIANTS, opts.seeds or list(ABLATION_SEEDS), opts.epochs, opts.mask_valid_at_test, focus
                 ),
                 render_table3,
             )
@@ -175,7 +176,7 @@ def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefac
             Artefact(
                 f"Figure {fig}",
                 ["--figure", str(fig)],
-                experiments.sensitivity_specs(fig, datasets, opts.seeds or [0], opts.epochs),
+                experiments.sensitivity_specs(fig, datasets, opts.seeds or [0], opts.epochs, focus),
                 render_figure(fig),
             )
         )

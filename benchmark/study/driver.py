@@ -32,6 +32,7 @@ from .definition import SYNTHETIC_DEFAULT, TABLE2_MODELS
 from .estimate import History
 from .execute import execute, run_one
 from .record import Record
+from .search import Pruning, run_search
 from .spec import RunSpec
 from .store import RunStore
 
@@ -221,20 +222,33 @@ def plan(arts: list[Artefact], store: RunStore) -> list[str]:
 
 
 def tune(opts: Options, store: RunStore, datasets: list[str]) -> None:
+    """Search ``opts.tune``'s grid on each dataset (validation only, pruned by successive halving)
+    and store each choice in results/tuned.json."""
     assert opts.tune is not None
-    grid = tuning.parse_grid(opts.grid) if opts.grid else None
-    specs = protocol(opts, tuning.tune_specs(opts.tune, datasets, opts.seeds or [0], opts.epochs, grid))
-    log(f"tuning {opts.tune}: {len(specs)} runs")
-    records = run(opts, store, specs)
-    n_points = len(specs) // max(len(datasets), 1) // len(opts.seeds or [0])
+    grid = tuning.parse_grid(opts.grid) if opts.grid else tuning.grid_of(opts.tune)
+    pruning = Pruning()
     for d in datasets:
-        config, valid = tuning.select([r for r in records if r.spec.dataset == d])
-        tuning.save_choice(d, opts.tune, config, valid, n_points)
-        print(f"{d} / {opts.tune}: chose {config} (valid recall@20 {valid:.4f}) -> {tuning.tuned_path()}")
-        for r in sorted((r for r in records if r.spec.dataset == d), key=lambda r: -r.valid["recall@20"]):
+        specs, points = tuning.search_specs(opts.tune, d, grid, pruning, (opts.seeds or [0])[0], opts.epochs)
+        log(f"tuning {opts.tune} on {d}: {len(specs)} grid points, {pruning.describe()}")
+        result = run_search(
+            protocol(opts, specs),
+            points,
+            store,
+            pruning,
+            opts.device,
+            None if opts.quiet else log,
+            opts.checkpoint_minutes * 60,
+        )
+        tuning.save_choice(d, opts.tune, result)
+        print(
+            f"{d} / {opts.tune}: chose {result.best.point} (valid recall@20 "
+            f"{result.best.record.valid['recall@20']:.4f}; {result.summary()['pruned']} of {len(points)} "
+            f"points pruned) -> {display_path(tuning.tuned_path())}"
+        )
+        for t in sorted(result.trials, key=lambda t: -t.record.valid["recall@20"]):
             print(
-                f"    valid recall@20 {r.valid['recall@20']:.4f}  best epoch {r.best_epoch:3d}  "
-                f"{ {**r.spec.config, **r.spec.train} }"
+                f"    valid recall@20 {t.record.valid['recall@20']:.4f}  epochs {t.record.epochs_run:3d}"
+                f"{' pruned' if t.pruned else '       '}  {t.point}"
             )
 
 

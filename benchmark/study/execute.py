@@ -72,9 +72,11 @@ def run_one(
     device: str = "auto",
     log: Log | None = stderr_log,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    stop: Callable[[list[dict[str, float]]], bool] | None = None,
 ) -> Record:
     """Train and test one run (resuming its checkpoint if the store holds one) at the spec's
-    thread count; returns its record, which the caller writes."""
+    thread count; returns its record, which the caller writes. A run of a search (``spec.search``)
+    never reads the test split, and ``stop`` (its pruner) may end it early."""
     torch.set_num_threads(spec.threads)
     data = load_dataset(spec.dataset, store.data_root)
     mcfg, tcfg = spec.resolved()
@@ -95,7 +97,10 @@ def run_one(
         precision=spec.precision,
         checkpoint=ckpt,
         checkpoint_seconds=checkpoint_seconds,
+        stop=stop,
+        read_test=not spec.search,
     )
+    test = result.test
     summary = data.summary()
     record = Record(
         spec=spec,
@@ -115,10 +120,10 @@ def run_one(
         stopped_early=result.stopped_early,
         best_epoch=result.best_epoch,
         valid=result.best_valid,
-        test=result.test.mean,
+        test=test.mean if test else {},
         mask_valid_at_test=spec.mask_valid_at_test,
-        test_per_user={k: _round(result.test.per_user[k]) for k in ("recall@20", "precision@20", "ndcg@20")},
-        test_users=int(len(result.test.users)),
+        test_per_user={k: _round(test.per_user[k]) for k in ("recall@20", "precision@20", "ndcg@20")} if test else {},
+        test_users=int(len(test.users)) if test else 0,
         seconds_per_epoch=result.seconds_per_epoch,
         eval_seconds=result.eval_seconds,
         # a resumed run adds the training and evaluation time its checkpoint recorded
@@ -128,6 +133,7 @@ def run_one(
         peak_memory_mb=result.peak_memory_mb,
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
         resumed=result.resumed,
+        pruned=result.pruned,
     )
     return record
 

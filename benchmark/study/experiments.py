@@ -60,14 +60,28 @@ def ablation_specs(
     mask_valid_at_test: bool = False,
     base: dict[str, dict[str, Any]] | None = None,
 ) -> list[RunSpec]:
-    """Table 3: MMIL and each ablation variant (config overrides on top of ``base[dataset]``)."""
+    """Table 3: MMIL and each ablation variant (config overrides on top of ``base[dataset]``,
+    MMIL's tuned point on that dataset)."""
+    from .tuning import split_point
+
     base = base or {}
-    return [
-        RunSpec(d, FOCUS, s, config={**base.get(d, {}), **over}, epochs=epochs, mask_valid_at_test=mask_valid_at_test)
-        for d in datasets
-        for over in variants.values()
-        for s in seeds
-    ]
+    specs = []
+    for d in datasets:
+        config, train = split_point(base.get(d, {}))
+        specs += [
+            RunSpec(
+                d,
+                FOCUS,
+                s,
+                config={**config, **over},
+                train=train,
+                epochs=epochs,
+                mask_valid_at_test=mask_valid_at_test,
+            )
+            for over in variants.values()
+            for s in seeds
+        ]
+    return specs
 
 
 def table3_frame(records: list[Record]) -> pd.DataFrame:
@@ -126,15 +140,21 @@ def sensitivity_specs(
     epochs: int | None = None,
     base: dict[str, dict[str, Any]] | None = None,
 ) -> list[RunSpec]:
-    """One MMIL run per (dataset, parameter, value, seed), other parameters at their defaults."""
+    """One MMIL run per (dataset, parameter, value, seed), other parameters at ``base[dataset]``
+    (MMIL's tuned point there) or their defaults."""
+    from .tuning import split_point
+
     base = base or {}
-    return [
-        RunSpec(d, FOCUS, s, config={**base.get(d, {}), param: value}, epochs=epochs)
-        for d in datasets
-        for param, grid in FIGURES[figure]
-        for value in grid
-        for s in seeds
-    ]
+    specs = []
+    for d in datasets:
+        config, train = split_point(base.get(d, {}))
+        specs += [
+            RunSpec(d, FOCUS, s, config={**config, param: value}, train=train, epochs=epochs)
+            for param, grid in FIGURES[figure]
+            for value in grid
+            for s in seeds
+        ]
+    return specs
 
 
 def sensitivity_frame(

@@ -50,7 +50,7 @@ class Record:
     stopped_early: bool
     best_epoch: int
     valid: dict[str, float]  # validation metrics of the restored best epoch
-    test: dict[str, float]
+    test: dict[str, float]  # empty for a search's run: it never reads the test split
     mask_valid_at_test: bool
     test_per_user: dict[str, list[float]]
     test_users: int
@@ -60,6 +60,7 @@ class Record:
     peak_memory_mb: float
     finished: str
     resumed: int = 0  # times the run resumed from a checkpoint
+    pruned: bool = False  # a search's pruner stopped it (`benchmark.study.search`)
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer writer, kept as they are
 
     @property

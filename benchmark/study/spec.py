@@ -28,7 +28,9 @@ class RunSpec:
     ``bf16`` (autocast in the training steps; evaluation stays fp32). ``threads`` is the run's
     torch CPU thread count: a reduction's order, so a model's numbers, depend on it, so it is
     part of the spec (1 by default: the suite parallelises across runs, and one thread gives a
-    run the same numbers on a laptop and on a 64-core node)."""
+    run the same numbers on a laptop and on a 64-core node). ``search`` names the hyper-parameter
+    search a run belongs to (`benchmark.study.search`): its pruner may stop the run, which never
+    reads the test split, so its record is the search's and never a table's."""
 
     dataset: str
     model: str
@@ -39,6 +41,7 @@ class RunSpec:
     mask_valid_at_test: bool = False
     precision: str = "fp32"
     threads: int = 1
+    search: str = ""
 
     def __post_init__(self) -> None:
         if "max_epochs" in self.train:
@@ -62,6 +65,7 @@ class RunSpec:
         extra = ",".join(f"{k}={v}" for k, v in sorted({**self.config, **self.train}.items()))
         prec = "" if self.precision == "fp32" else f" {self.precision}"
         prec += "" if self.threads == 1 else f" {self.threads} threads"
+        prec += f" search {self.search}" if self.search else ""
         return f"[{self.dataset}/{self.model}{'(' + extra + ')' if extra else ''} seed {self.seed}{prec}]"
 
     def identity(self) -> str:
@@ -70,7 +74,7 @@ class RunSpec:
 
     def key(self, checksum: str) -> str:
         """The record's name, given the dataset's checksum (`RunStore.key` looks it up once per
-        dataset). fp32 and one thread add nothing to the hash, so keys made before those fields
+        dataset). fp32, one thread and no search add nothing to the hash, so keys made before those fields
         existed hold."""
         mcfg, tcfg = self.resolved()
         ident = {
@@ -88,6 +92,8 @@ class RunSpec:
             ident["precision"] = self.precision
         if self.threads != 1:
             ident["threads"] = self.threads
+        if self.search:
+            ident["search"] = self.search
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +107,7 @@ class RunSpec:
             "mask_valid_at_test": self.mask_valid_at_test,
             "precision": self.precision,
             "threads": self.threads,
+            "search": self.search,
         }
 
     @classmethod
@@ -115,4 +122,5 @@ class RunSpec:
             bool(d.get("mask_valid_at_test", False)),
             d.get("precision", "fp32"),
             int(d.get("threads", 1)),
+            str(d.get("search", "")),
         )

@@ -1,15 +1,15 @@
-"""Hyper-parameter search that cannot see the test split.
+"""Hyper-parameter search that cannot see the test split: grids, their runs, the stored choice.
 
 A model declares its grid as the class attribute ``grid`` (name -> values, from its source's
-published search). `tune_specs` lists one run per grid point; `select` picks the configuration
-with the best *validation* metric of the restored best epoch (the record's ``valid`` block; the
-``test`` block is never read); `save_choice` stores it in ``results/tuned.json``, where the
-Table 2 runs pick it up.
+published search; at most `MAX_GRID_POINTS` points: the learning rate, the model's main
+regulariser and at most one knob of its own). `search_specs` lists one run per grid point;
+`benchmark.study.search` runs them under a pruner and chooses on validation (its runs never read
+the test split); `save_choice` stores the choice and every point tried in ``results/tuned.json``,
+where the Table 2 runs pick it up.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import fields
@@ -20,8 +20,10 @@ from ..atomic import write_text_atomic
 from ..config import TrainConfig
 from ..paths import results_dir
 from ..registry import get_model
-from .record import Record
+from .search import Pruning, SearchResult, grid_points, search_name
 from .spec import RunSpec
+
+MAX_GRID_POINTS = 12
 
 
 def grid_of(model: str) -> dict[str, list[Any]]:
@@ -60,32 +62,23 @@ def _value(text: str) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def tune_specs(
+def search_specs(
     model: str,
-    datasets: Iterable[str],
-    seeds: Iterable[int] = (0,),
+    dataset: str,
+    grid: dict[str, list[Any]],
+    pruning: Pruning,
+    seed: int = 0,
     epochs: int | None = None,
-    grid: dict[str, list[Any]] | None = None,
-) -> list[RunSpec]:
-    """One run per grid point (the model's own grid unless ``grid`` is given); a grid may hold
+) -> tuple[list[RunSpec], list[dict[str, Any]]]:
+    """One run per grid point, in the grid's order, all named by the search; a grid may hold
     trainer keys (``lr``) beside the model's."""
-    grid = grid or grid_of(model)
-    points = [split_point(dict(zip(grid, values))) for values in itertools.product(*grid.values())]
-    return [RunSpec(d, model, s, config=c, train=t, epochs=epochs) for d in datasets for c, t in points for s in seeds]
-
-
-def select(records: list[Record], metric: str = "recall@20") -> tuple[dict[str, Any], float]:
-    """The grid point (model and trainer overrides together) with the best mean validation
-    ``metric`` over its seeds."""
-    by_point: dict[str, list[float]] = {}
-    configs: dict[str, dict[str, Any]] = {}
-    for r in records:
-        point = {**r.spec.config, **r.spec.train}
-        key = json.dumps(point, sort_keys=True)
-        by_point.setdefault(key, []).append(r.valid[metric])
-        configs[key] = point
-    best = max(by_point, key=lambda k: sum(by_point[k]) / len(by_point[k]))
-    return configs[best], sum(by_point[best]) / len(by_point[best])
+    name = search_name(grid, pruning)
+    points = grid_points(grid)
+    specs = []
+    for point in points:
+        config, train = split_point(point)
+        specs.append(RunSpec(dataset, model, seed, config=config, train=train, epochs=epochs, search=name))
+    return specs, points
 
 
 def tuned_path() -> Path:
@@ -101,8 +94,13 @@ def load_choices() -> dict[tuple[str, str], dict[str, Any]]:
     return {(d, m): entry["config"] for d, models in raw.items() for m, entry in models.items()}
 
 
-def save_choice(dataset: str, model: str, config: dict[str, Any], valid: float, n_points: int) -> None:
+def save_choice(dataset: str, model: str, result: SearchResult) -> None:
+    """The search's choice for (dataset, model), with every point it tried and where it stopped."""
     path = tuned_path()
     raw = json.loads(path.read_text()) if path.is_file() else {}
-    raw.setdefault(dataset, {})[model] = {"config": config, "valid_recall@20": valid, "grid_points": n_points}
+    raw.setdefault(dataset, {})[model] = {
+        "config": result.best.point,
+        "valid_recall@20": result.best.record.valid["recall@20"],
+        **result.summary(),
+    }
     write_text_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")

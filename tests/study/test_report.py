@@ -151,5 +151,10 @@ def test_tune_chooses_on_validation(tmp_path: Path) -> None:
     res = _driver(
         ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2", "--quiet"], tmp_path
     )
-    assert res.returncode == 0
-    assert "already recorded" in res.stderr
+    assert res.returncode == 0, res.stderr
+    # ... in a run of its own: the search's runs never read the test split, so none is reused
+    (table_run,) = [
+        r for p in (tmp_path / "results" / "runs").glob("*.json.gz") if not (r := read_record(p)).spec.search
+    ]
+    assert {**table_run.spec.config, **table_run.spec.train} == chosen["config"]
+    assert table_run.test and all(not r.test for r in recs)

@@ -1,0 +1,171 @@
+"""A model's grid searched on the validation split, with the points clearly behind stopped early.
+
+Every grid point is one run (``RunSpec.search`` names the search), trained in a fixed order by
+the shared trainer. After each validation its best validation metric so far is reported to
+Optuna's `SuccessiveHalvingPruner` (asynchronous successive halving: at epochs ``min_epochs``,
+``min_epochs * reduction``, ... a point goes on only if it is among the best ``1/reduction`` of
+the points that reached that epoch, or the best of them while fewer than ``2 * reduction``
+have). A pruned point's run ends there; every run of the search, pruned or finished, is written
+to the run store, so the search is auditable (each record's history shows where it stopped)
+and resumable: a rerun replays the recorded points through the pruner, which rebuilds its state
+exactly, and trains only what is missing. A search's runs never read the test split
+(`trainer.train(read_test=False)`); the choice is the finished point with the best validation
+metric of its restored best epoch.
+
+Optuna is used for the pruning rule only (its in-memory study is rebuilt from the records each
+time), because its trial storage cannot hold what a record holds and the run store is the one
+place results live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .execute import run_one
+from .record import Record
+from .spec import RunSpec
+from .store import RunStore
+
+Point = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """Successive halving on the validation metric, in epochs."""
+
+    min_epochs: int = 10  # the first rung: MMIL waits 30 epochs before its own early stop
+    reduction: int = 3
+    metric: str = "recall@20"
+
+    def describe(self) -> str:
+        return f"sha(min={self.min_epochs},eta={self.reduction},{self.metric})"
+
+
+@dataclass(frozen=True)
+class Trial:
+    point: Point
+    record: Record
+
+    @property
+    def pruned(self) -> bool:
+        return self.record.pruned
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    name: str
+    trials: list[Trial]
+    best: Trial
+
+    def summary(self) -> dict[str, Any]:
+        """What `results/tuned.json` keeps of the search: every point, where it stopped, its key."""
+        return {
+            "search": self.name,
+            "grid_points": len(self.trials),
+            "pruned": sum(t.pruned for t in self.trials),
+            "trials": [
+                {
+                    "point": t.point,
+                    "key": t.record.key,
+                    "epochs": t.record.epochs_run,
+                    "pruned": t.pruned,
+                    "valid_recall@20": t.record.valid.get("recall@20"),
+                }
+                for t in self.trials
+            ],
+        }
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[Point]:
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+def search_name(grid: dict[str, list[Any]], pruning: Pruning) -> str:
+    """The grid (its points in order) and the rule: both decide which runs are stopped where."""
+    digest = hashlib.sha256(json.dumps(grid_points(grid), sort_keys=True, default=str).encode()).hexdigest()
+    return f"{pruning.describe()}:{digest[:12]}"
+
+
+def _running_best(history: list[dict[str, float]], metric: str) -> list[tuple[int, float]]:
+    """(epoch, best validation metric so far) after each validation: what the pruner sees (the
+    best so far, so a noisy epoch does not stop a point that early stopping would keep)."""
+    out, best = [], float("-inf")
+    for row in history:
+        v = row.get(f"valid_{metric}")
+        if v is not None:
+            best = max(best, v)
+            out.append((int(row["epoch"]), best))
+    return out
+
+
+def _state(pruned: bool, epoch: int) -> str:
+    return f"pruned at epoch {epoch}" if pruned else "finished"
+
+
+def run_search(
+    specs: list[RunSpec],
+    points: list[Point],
+    store: RunStore,
+    pruning: Pruning,
+    device: str = "auto",
+    log: Callable[[str], None] | None = None,
+    checkpoint_seconds: float = 300.0,
+) -> SearchResult:
+    """Run (or replay from the store) each spec of one search in order under the pruner."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=pruning.min_epochs, reduction_factor=pruning.reduction
+        ),
+    )
+    trials: list[Trial] = []
+    for n, (spec, point) in enumerate(zip(specs, points), start=1):
+        trial = study.ask()
+        reported: list[int] = []
+
+        def stop(history: list[dict[str, float]], trial: optuna.Trial = trial, reported: list[int] = reported) -> bool:
+            for epoch, value in _running_best(history, pruning.metric):
+                if reported and epoch <= reported[-1]:
+                    continue
+                trial.report(value, epoch)
+                reported.append(epoch)
+                if trial.should_prune():
+                    return True
+            return False
+
+        record = store.get(spec)
+        if record is None:
+            record = run_one(spec, store, device, log, checkpoint_seconds, stop=stop)
+            store.put(record)
+            store.checkpoint_path(spec).unlink(missing_ok=True)
+        else:
+            # the pruner's state is rebuilt from the record: the same reports give the same decisions
+            replayed = stop(record.history)
+            if replayed != record.pruned or (replayed and reported[-1] != record.epochs_run):
+                raise RuntimeError(
+                    f"{store.path(spec)}: recorded as {_state(record.pruned, record.epochs_run)}, but "
+                    f"replayed through the search's pruner it is {_state(replayed, reported[-1] if reported else 0)}; "
+                    "the records come from another search order or rule"
+                )
+        if record.pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, record.valid[pruning.metric])
+        trials.append(Trial(point, record))
+        if log:
+            state = f"pruned at epoch {record.epochs_run}" if record.pruned else f"finished, {record.epochs_run} epochs"
+            log(
+                f"search {n}/{len(specs)} {spec.label()}: {state}, "
+                f"best valid {pruning.metric} {record.valid[pruning.metric]:.4f}"
+            )
+    finished = [t for t in trials if not t.pruned]
+    best = max(finished, key=lambda t: t.record.valid[pruning.metric])
+    return SearchResult(specs[0].search, trials, best)

@@ -1,0 +1,103 @@
+"""The pruned grid search: validation only, every point recorded, replayed exactly on a rerun."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import benchmark.trainer as trainer
+from benchmark.registry import get_model, model_names
+from benchmark.study import execute, search, tuning
+from benchmark.study.search import Pruning, run_search
+from benchmark.study.spec import RunSpec
+from benchmark.study.store import RunStore
+
+GRID = {"lr": [1e-2, 1e-6, 3e-3], "reg_weight": [1e-4]}
+RULE = Pruning(min_epochs=2, reduction=2)
+
+
+@pytest.fixture()
+def no_test_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = trainer.evaluate
+
+    def guarded(model, data, split, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if split == "test":
+            raise AssertionError("the search read the test split")
+        return real(model, data, split, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", guarded)
+
+
+def _search(store: RunStore) -> search.SearchResult:
+    specs, points = tuning.search_specs("bpr", "synthetic-tiny", GRID, RULE, epochs=8)
+    return run_search(specs, points, store, RULE, "cpu")
+
+
+def test_search_prunes_records_and_replays(tmp_path: Path, no_test_split: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store = RunStore(tmp_path)
+    first = _search(store)
+    by_lr = {t.point["lr"]: t for t in first.trials}
+    # lr 1e-6 barely moves: behind the first point at a rung (epoch 2 or 4), it stops there
+    assert by_lr[1e-6].pruned and by_lr[1e-6].record.epochs_run in (2, 4)
+    # the first point has no competitor: it runs to the cap
+    assert not by_lr[1e-2].pruned and by_lr[1e-2].record.epochs_run == 8
+    assert first.best.point["lr"] in (1e-2, 3e-3) and not first.best.pruned
+    assert first.best.record.valid["recall@20"] == max(t.record.valid["recall@20"] for t in first.trials)
+    # every point is in the store, none with a test block
+    assert len(list(tmp_path.glob("*.json.gz"))) == 3
+    assert all(t.record.test == {} and t.record.test_per_user == {} for t in first.trials)
+    assert all(t.record.spec.search == first.name for t in first.trials)
+
+    # a rerun trains nothing and rebuilds the same decisions from the records
+    monkeypatch.setattr(search, "run_one", lambda *a, **k: pytest.fail("a recorded point was trained again"))
+    again = _search(store)
+    assert again.summary() == first.summary()
+
+
+def test_replay_refuses_records_of_another_rule(tmp_path: Path, no_test_split: None) -> None:
+    store = RunStore(tmp_path)
+    specs, points = tuning.search_specs("bpr", "synthetic-tiny", GRID, RULE, epochs=8)
+    run_search(specs, points, store, RULE, "cpu")
+    # the same records read under a rule that would have pruned the first finished point
+    strict = Pruning(min_epochs=1, reduction=2)
+    with pytest.raises(RuntimeError, match="another search order or rule"):
+        run_search(specs[::-1], points[::-1], store, strict, "cpu")
+
+
+def test_search_runs_are_not_table_runs(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    specs, _ = tuning.search_specs("bpr", "synthetic-tiny", GRID, RULE)
+    plain = RunSpec("synthetic-tiny", "bpr", 0, train={"lr": 1e-2}, config={"reg_weight": 1e-4})
+    assert store.key(specs[0]) != store.key(plain)
+
+
+def test_choice_lands_in_tuned_json(tmp_path: Path, no_test_split: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MMIL_BENCH_HOME", str(tmp_path))
+    (tmp_path / "results").mkdir()
+    result = _search(RunStore(tmp_path / "runs"))
+    tuning.save_choice("synthetic-tiny", "bpr", result)
+    saved = json.loads(tuning.tuned_path().read_text())["synthetic-tiny"]["bpr"]
+    assert saved["config"] == result.best.point and saved["grid_points"] == 3 and saved["pruned"] >= 1
+    assert [t["key"] for t in saved["trials"]] == [t.record.key for t in result.trials]
+    assert tuning.load_choices()[("synthetic-tiny", "bpr")] == result.best.point
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_grid_fits_the_budget(name: str) -> None:
+    grid = tuning.grid_of(name)
+    assert len(search.grid_points(grid)) <= tuning.MAX_GRID_POINTS, grid
+    assert "lr" in grid and len(grid) <= 3, grid
+    cls = get_model(name)
+    # every key is a model or trainer setting, so no point is silently ignored
+    specs, _ = tuning.search_specs(name, "synthetic-tiny", grid, RULE)
+    for s in specs:
+        s.resolved()
+    assert cls.grid is not None
+
+
+def test_run_one_reads_test_unless_searching(tmp_path: Path, no_test_split: None) -> None:
+    spec = RunSpec("synthetic-tiny", "bpr", 0, epochs=1)
+    with pytest.raises(AssertionError, match="read the test split"):
+        execute.run_one(spec, RunStore(tmp_path), "cpu", None)
