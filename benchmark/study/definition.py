@@ -58,3 +58,31 @@ TITLES = {
 
 # the embedded default: the synthetic presets shaped after the paper's three Amazon sets
 SYNTHETIC_DEFAULT: tuple[str, ...] = ("synthetic-clothing", "synthetic-sports", "synthetic-baby")
+
+# where each real dataset of ../shared/data comes from, what it carries and its terms of use (a
+# line of the reports' data section; the folder's SOURCE.txt or the data README says more)
+DATA_SOURCES: dict[str, str] = {
+    "tiktok": (
+        "TikTok micro-videos as preprocessed for MMSSL (Wei et al., WWW 2023); visual and acoustic "
+        "item features (128-d each; the published text features are not in our copy); research use."
+    ),
+    "amazon-scientific": (
+        "Amazon Reviews 2018 (Ni, Li and McAuley, EMNLP 2019), Industrial & Scientific, as preprocessed "
+        "for UniSRec (Hou et al., KDD 2022); text only (all-MiniLM-L6-v2 over title, categories and "
+        "brand, 384-d); leave-one-out by time, so P@20 = R@20 / 20; research use (Amazon review data "
+        "terms). See its SOURCE.txt."
+    ),
+    "lastfm-2k": (
+        "HetRec 2011 Last.fm 2K with the multimodal features and per-user 80/10/10 split of Spillo et "
+        "al. (RecSys 2025 resource); text (all-MiniLM-L6-v2 over the artists' tags, 384-d) and audio "
+        "(VGGish, 128-d); non-commercial use (HetRec Last.fm terms). See its SOURCE.txt."
+    ),
+    "ml-100k": (
+        "GroupLens MovieLens-100K, original files; text (all-MiniLM-L6-v2 over title and genres, "
+        "built into the suite's cache by `python -m benchmark.data prepare movielens`); GroupLens "
+        "terms (research use, no redistribution)."
+    ),
+    "amazon-baby": "The MMIL paper's Amazon Baby split (LATTICE preprocessing); interactions only here.",
+    "amazon-sports": "The MMIL paper's Amazon Sports split (LATTICE preprocessing); interactions only here.",
+    "amazon-clothing": "The MMIL paper's Amazon Clothing split (LATTICE preprocessing); interactions only here.",
+}

@@ -10,7 +10,7 @@ from ..atomic import write_text_atomic
 from ..paths import ROOT, figures_dir, results_dir, tagged
 from ..registry import get_model
 from . import paper
-from .definition import FOCUS, TABLE2_MODELS
+from .definition import DATA_SOURCES, FOCUS, TABLE2_MODELS
 from .record import Record
 
 PROTOCOL = """\
@@ -125,6 +125,9 @@ def write_report(records: list[Record], commands: list[str], rendered: list[str]
         }
     )
     total = sum(r.total_seconds for r in records)
+    out += [""] + [
+        f"{name}: {DATA_SOURCES[name]}" for name, d in datasets.items() if not d.synthetic and name in DATA_SOURCES
+    ]
     out += [""] + [f"{name}: {note}" for name in datasets for note in paper.notes(name)]
     out += [
         "",

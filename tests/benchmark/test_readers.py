@@ -158,6 +158,24 @@ def test_real_tiktok_loads() -> None:
     assert set(ds.features) == {"v", "a"}
 
 
+@pytest.mark.parametrize(
+    "name, users, items, split, modalities, dims",
+    [
+        ("amazon-scientific", 8440, 4385, (42253, 8440, 8440), {"t"}, {"t": 384}),
+        ("lastfm-2k", 1858, 1425, (44327, 4799, 7219), {"t", "a"}, {"t": 384, "a": 128}),
+    ],
+)
+def test_real_multimodal_sets_load(name: str, users: int, items: int, split, modalities, dims) -> None:  # type: ignore[no-untyped-def]
+    root = shared_data_or_skip(name)
+    ds = load_dataset(name, root)
+    assert (ds.n_users, ds.n_items) == (users, items)
+    assert (ds.train.nnz, ds.valid.nnz, ds.test.nnz) == split
+    assert set(ds.features) == modalities
+    assert {m: f.shape for m, f in ds.features.items()} == {m: (items, d) for m, d in dims.items()}
+    if name == "amazon-scientific":  # leave-one-out: one test item per user, so P@20 = R@20 / 20
+        assert (np.diff(ds.test.indptr) == 1).all()
+
+
 def test_real_amazon_counts_match_table1() -> None:
     root = shared_data_or_skip("amazon-baby")
     s = load_dataset("amazon-baby", root).summary()
