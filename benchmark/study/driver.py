@@ -184,7 +184,8 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
         from .report_page import write_report
 
         uniq = list({r.key: r for r in all_records}.values())
-        written.append(write_report(uniq, commands, rendered, opts.tag))
+        table2 = next((recs for a, recs in zip(arts, per_artefact) if a.name == "Table 2"), [])
+        written.append(write_report(uniq, commands, rendered, opts.tag, table2))
     for p in written:
         log(f"wrote {p}")
     record_in_manifest(written, opts, datasets, models, [r.key for r in all_records])

@@ -12,6 +12,7 @@ from ..registry import get_model
 from . import paper
 from .definition import DATA_SOURCES, FOCUS, TABLE2_MODELS
 from .record import Record
+from .verdict import verdicts
 
 PROTOCOL = """\
 - One shared loop for every model: each training pair once per epoch in a fresh order, one
@@ -86,16 +87,20 @@ def _other_reports(res: Path) -> list[str]:
     return out + [""]
 
 
-def write_report(records: list[Record], commands: list[str], rendered: list[str], tag: str = "") -> Path:
+def write_report(
+    records: list[Record], commands: list[str], rendered: list[str], tag: str = "", table2: list[Record] | None = None
+) -> Path:
     """``results/REPORT.md`` (``REPORT-<tag>.md`` embedding the tagged tables and figures).
 
     Only the artefacts in ``rendered`` (names like "Table 3", rendered from ``records`` by this
     invocation) are embedded: a file left on disk by another protocol must not appear beside
-    commands and records that did not make it."""
+    commands and records that did not make it. ``table2`` (its records) gives the opening verdict,
+    one sentence per dataset."""
     res = results_dir()
-    out = [
-        "# MMIL benchmark report",
-        "",
+    out = ["# MMIL benchmark report", ""]
+    if sentences := verdicts(table2 or [], FOCUS, "MMIL"):
+        out += [f"- {s}" for s in sentences] + [""]
+    out += [
         "Every number and figure here was rendered from the run records committed in `results/runs/`; "
         "`python run_all.py --report --check` re-renders it from them, and the commands below retrain them.",
         "",
