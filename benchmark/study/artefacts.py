@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..paths import ROOT, figures_dir, results_dir, tagged
 from . import experiments, tables, tuning
@@ -130,11 +131,13 @@ def render_table3(records: list[Record], tag: str) -> list[Path]:
     )
 
 
-def render_figure(figure: int) -> Renderer:
+def render_figure(figure: int, base: dict[str, dict[str, Any]] | None = None) -> Renderer:
+    """``base``: per dataset, the model config the sweep starts from (MMIL's tuned one)."""
+
     def render(records: list[Record], tag: str) -> list[Path]:
         from .figures import draw
 
-        frame = experiments.sensitivity_frame(figure, records)
+        frame = experiments.sensitivity_frame(figure, records, base)
         paths = tables.write_table(frame, None, results_dir() / tagged(f"figure{figure}", tag))
         syn = any(r.dataset.synthetic for r in records)
         return paths + draw(figure, frame, figures_dir(), "synthetic data" if syn else "", tag)
@@ -177,7 +180,7 @@ def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefac
                 f"Figure {fig}",
                 ["--figure", str(fig)],
                 experiments.sensitivity_specs(fig, datasets, opts.seeds or [0], opts.epochs, focus),
-                render_figure(fig),
+                render_figure(fig, {d: tuning.split_point(point)[0] for d, point in focus.items()}),
             )
         )
     for a in out:

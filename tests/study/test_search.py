@@ -101,3 +101,16 @@ def test_run_one_reads_test_unless_searching(tmp_path: Path, no_test_split: None
     spec = RunSpec("synthetic-tiny", "bpr", 0, epochs=1)
     with pytest.raises(AssertionError, match="read the test split"):
         execute.run_one(spec, RunStore(tmp_path), "cpu", None)
+
+
+def test_table3_and_figures_start_from_mmils_tuned_point() -> None:
+    from benchmark.study import experiments
+
+    base = {"synthetic-tiny": {"lr": 5e-4, "reg": 1e-3}}
+    for specs in (
+        experiments.ablation_specs(["synthetic-tiny"], {"mmil": {}, "w/o IC": {"gamma": 0.0}}, [0], base=base),
+        experiments.sensitivity_specs(2, ["synthetic-tiny"], [0], base=base),
+    ):
+        assert all(s.train == {"lr": 5e-4} and s.config["reg"] == 1e-3 for s in specs)
+        for s in specs:
+            s.resolved()  # every key lands where the model or the trainer reads it
