@@ -10,6 +10,7 @@ where the Table 2 runs pick it up.
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Iterable
 from dataclasses import fields
@@ -95,12 +96,16 @@ def load_choices() -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def save_choice(dataset: str, model: str, result: SearchResult) -> None:
-    """The search's choice for (dataset, model), with every point it tried and where it stopped."""
+    """The search's choice for (dataset, model), with every point it tried and where it stopped.
+    Searches of other models may run in other processes: the read-modify-write holds a lock."""
     path = tuned_path()
-    raw = json.loads(path.read_text()) if path.is_file() else {}
-    raw.setdefault(dataset, {})[model] = {
-        "config": result.best.point,
-        "valid_recall@20": result.best.record.valid["recall@20"],
-        **result.summary(),
-    }
-    write_text_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(".tuned.json.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        raw = json.loads(path.read_text()) if path.is_file() else {}
+        raw.setdefault(dataset, {})[model] = {
+            "config": result.best.point,
+            "valid_recall@20": result.best.record.valid["recall@20"],
+            **result.summary(),
+        }
+        write_text_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
