@@ -280,7 +280,11 @@ def check(opts: Options) -> int:
     manifest = load_manifest()
     home = Path(os.environ.get("MMIL_BENCH_HOME", ROOT))
     problems = []
-    on_disk = [p for p in list(res.glob("*")) + list(figs.glob("*")) if p.is_file() and p.name not in NOT_ARTEFACTS]
+    on_disk = [
+        p
+        for p in list(res.glob("*")) + list(figs.glob("*"))
+        if p.is_file() and p.name not in NOT_ARTEFACTS and not p.name.startswith(".")
+    ]
     for p in on_disk:
         if _relative(p) not in manifest:
             problems.append(f"{_relative(p)}: committed but no invocation in {manifest_path().name} renders it")
