@@ -243,12 +243,12 @@ def tune(opts: Options, store: RunStore, datasets: list[str]) -> None:
         tuning.save_choice(d, opts.tune, result)
         print(
             f"{d} / {opts.tune}: chose {result.best.point} (valid recall@20 "
-            f"{result.best.record.valid['recall@20']:.4f}; {result.summary()['pruned']} of {len(points)} "
+            f"{result.best.valid:.4f}; {result.summary()['pruned']} of {len(points)} "
             f"points pruned) -> {display_path(tuning.tuned_path())}"
         )
-        for t in sorted(result.trials, key=lambda t: -t.record.valid["recall@20"]):
+        for t in sorted(result.trials, key=lambda t: -t.valid):
             print(
-                f"    valid recall@20 {t.record.valid['recall@20']:.4f}  epochs {t.record.epochs_run:3d}"
+                f"    valid recall@20 {t.valid:.4f}  epochs {t.epochs:3d}"
                 f"{' pruned' if t.pruned else '       '}  {t.point}"
             )
 

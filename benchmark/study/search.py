@@ -8,7 +8,9 @@ the points that reached that epoch, or the best of them while fewer than ``2 * r
 have). A pruned point's run ends there; every run of the search, pruned or finished, is written
 to the run store, so the search is auditable (each record's history shows where it stopped)
 and resumable: a rerun replays the recorded points through the pruner, which rebuilds its state
-exactly, and trains only what is missing. A search's runs never read the test split
+exactly, and trains only what is missing. A point already run outside the search (a default
+Table 2 run at the same settings) is not trained again: its first epochs are exactly those the
+search would train, so its record is replayed through the pruner and cut where it stops. A search's runs never read the test split
 (`trainer.train(read_test=False)`); the choice is the finished point with the best validation
 metric of its restored best epoch.
 
@@ -23,7 +25,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .execute import run_one
@@ -38,7 +40,10 @@ Point = dict[str, Any]
 class Pruning:
     """Successive halving on the validation metric, in epochs."""
 
-    min_epochs: int = 10  # the first rung: MMIL waits 30 epochs before its own early stop
+    # the first rung; with 3 the rungs are 5, 15, 45 epochs. The budget decides it: every model's
+    # TikTok search in about 10 hours on 2 cores needs most points stopped at 5 epochs (their
+    # s/epoch there, LightGCN 6 to MICRO 110, times 11 points x 5 + ~4 x 10 + ~2 x 30 epochs)
+    min_epochs: int = 5
     reduction: int = 3
     metric: str = "recall@20"
 
@@ -48,12 +53,15 @@ class Pruning:
 
 @dataclass(frozen=True)
 class Trial:
+    """One grid point as the search saw it: the record of its run (the search's own, or a run of
+    the same point made outside the search, whose first epochs are the same), whether the pruner
+    stopped it, after how many epochs, and its best validation metric up to there."""
+
     point: Point
     record: Record
-
-    @property
-    def pruned(self) -> bool:
-        return self.record.pruned
+    pruned: bool
+    epochs: int
+    valid: float
 
 
 @dataclass(frozen=True)
@@ -69,13 +77,7 @@ class SearchResult:
             "grid_points": len(self.trials),
             "pruned": sum(t.pruned for t in self.trials),
             "trials": [
-                {
-                    "point": t.point,
-                    "key": t.record.key,
-                    "epochs": t.record.epochs_run,
-                    "pruned": t.pruned,
-                    "valid_recall@20": t.record.valid.get("recall@20"),
-                }
+                {"point": t.point, "key": t.record.key, "epochs": t.epochs, "pruned": t.pruned, "valid": t.valid}
                 for t in self.trials
             ],
         }
@@ -141,31 +143,39 @@ def run_search(
                     return True
             return False
 
-        record = store.get(spec)
+        # a run of this point outside the search (a default Table 2 run) trained the same epochs
+        # the search would: replayed through the pruner, it is the point up to where it is stopped
+        record = store.get(spec) or store.get(replace(spec, search=""))
         if record is None:
             record = run_one(spec, store, device, log, checkpoint_seconds, stop=stop)
             store.put(record)
             store.checkpoint_path(spec).unlink(missing_ok=True)
+            pruned = record.pruned
         else:
             # the pruner's state is rebuilt from the record: the same reports give the same decisions
-            replayed = stop(record.history)
-            if replayed != record.pruned or (replayed and reported[-1] != record.epochs_run):
+            pruned = stop(record.history)
+            if record.spec.search and (pruned != record.pruned or (pruned and reported[-1] != record.epochs_run)):
                 raise RuntimeError(
                     f"{store.path(spec)}: recorded as {_state(record.pruned, record.epochs_run)}, but "
-                    f"replayed through the search's pruner it is {_state(replayed, reported[-1] if reported else 0)}; "
+                    f"replayed through the search's pruner it is {_state(pruned, reported[-1] if reported else 0)}; "
                     "the records come from another search order or rule"
                 )
-        if record.pruned:
+        t = (
+            Trial(
+                point, record, True, reported[-1], _running_best(record.history, pruning.metric)[len(reported) - 1][1]
+            )
+            if pruned
+            else Trial(point, record, False, record.epochs_run, record.valid[pruning.metric])
+        )
+        if t.pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
-            study.tell(trial, record.valid[pruning.metric])
-        trials.append(Trial(point, record))
+            study.tell(trial, t.valid)
+        trials.append(t)
         if log:
-            state = f"pruned at epoch {record.epochs_run}" if record.pruned else f"finished, {record.epochs_run} epochs"
-            log(
-                f"search {n}/{len(specs)} {spec.label()}: {state}, "
-                f"best valid {pruning.metric} {record.valid[pruning.metric]:.4f}"
-            )
+            state = f"pruned at epoch {t.epochs}" if t.pruned else f"finished, {t.epochs} epochs"
+            own = "" if record.spec.search else f", from run {record.key} made outside the search"
+            log(f"search {n}/{len(specs)} {spec.label()}: {state}, best valid {pruning.metric} {t.valid:.4f}{own}")
     finished = [t for t in trials if not t.pruned]
-    best = max(finished, key=lambda t: t.record.valid[pruning.metric])
+    best = max(finished, key=lambda t: t.valid)
     return SearchResult(specs[0].search, trials, best)

@@ -105,7 +105,7 @@ def save_choice(dataset: str, model: str, result: SearchResult) -> None:
         raw = json.loads(path.read_text()) if path.is_file() else {}
         raw.setdefault(dataset, {})[model] = {
             "config": result.best.point,
-            "valid_recall@20": result.best.record.valid["recall@20"],
+            "valid_recall@20": result.best.valid,
             **result.summary(),
         }
         write_text_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")

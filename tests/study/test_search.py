@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from benchmark.study.search import Pruning, run_search
 from benchmark.study.spec import RunSpec
 from benchmark.study.store import RunStore
 
+trainer_evaluate = trainer.evaluate
 GRID = {"lr": [1e-2, 1e-6, 3e-3], "reg_weight": [1e-4]}
 RULE = Pruning(min_epochs=2, reduction=2)
 
@@ -40,11 +42,11 @@ def test_search_prunes_records_and_replays(tmp_path: Path, no_test_split: None, 
     first = _search(store)
     by_lr = {t.point["lr"]: t for t in first.trials}
     # lr 1e-6 barely moves: behind the first point at a rung (epoch 2 or 4), it stops there
-    assert by_lr[1e-6].pruned and by_lr[1e-6].record.epochs_run in (2, 4)
+    assert by_lr[1e-6].pruned and by_lr[1e-6].epochs == by_lr[1e-6].record.epochs_run in (2, 4)
     # the first point has no competitor: it runs to the cap
     assert not by_lr[1e-2].pruned and by_lr[1e-2].record.epochs_run == 8
     assert first.best.point["lr"] in (1e-2, 3e-3) and not first.best.pruned
-    assert first.best.record.valid["recall@20"] == max(t.record.valid["recall@20"] for t in first.trials)
+    assert first.best.valid == max(t.valid for t in first.trials if not t.pruned)
     # every point is in the store, none with a test block
     assert len(list(tmp_path.glob("*.json.gz"))) == 3
     assert all(t.record.test == {} and t.record.test_per_user == {} for t in first.trials)
@@ -54,6 +56,23 @@ def test_search_prunes_records_and_replays(tmp_path: Path, no_test_split: None, 
     monkeypatch.setattr(search, "run_one", lambda *a, **k: pytest.fail("a recorded point was trained again"))
     again = _search(store)
     assert again.summary() == first.summary()
+
+
+def test_a_run_made_outside_the_search_is_not_trained_again(tmp_path: Path, no_test_split: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    alone = _search(RunStore(tmp_path / "alone"))
+    store = RunStore(tmp_path / "shared")
+    specs, _ = tuning.search_specs("bpr", "synthetic-tiny", GRID, RULE, epochs=8)
+    # the same points run as plain runs first (they read the test split: the guard is lifted)
+    monkeypatch.setattr(trainer, "evaluate", trainer_evaluate)
+    for s in specs:
+        store.put(execute.run_one(replace(s, search=""), store, "cpu", None))
+    monkeypatch.setattr(search, "run_one", lambda *a, **k: pytest.fail("a point already run was trained again"))
+    reused = _search(store)
+    # cut where the pruner stops them, the plain runs give the search's every decision and value
+    drop = [{k: v for k, v in t.items() if k != "key"} for t in alone.summary()["trials"]]
+    assert [{k: v for k, v in t.items() if k != "key"} for t in reused.summary()["trials"]] == drop
+    assert all(not t.record.spec.search for t in reused.trials)
+    assert any(t.pruned and t.record.epochs_run > t.epochs for t in reused.trials)
 
 
 def test_replay_refuses_records_of_another_rule(tmp_path: Path, no_test_split: None) -> None:
