@@ -53,6 +53,7 @@ def parse(argv: list[str] | None) -> Options:
     h("--epochs", type=int, help="cap the training epochs (recorded as capped)")
     h("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast training steps (default fp32)")
     h("--threads", type=int, default=1, help="torch CPU threads of each run (recorded; numbers depend on it)")
+    h("--untuned", action="store_true", help="every model at its defaults, ignoring results/tuned.json")
     h("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
     h("--data-root", type=Path, default=default_data_root(), help="folder of real datasets, one folder each")
     h("--jobs", type=int, default=0, help="runs in parallel (default: cpu count / --threads)")
@@ -80,11 +81,7 @@ def parse(argv: list[str] | None) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
-    if opts.check:
-        return check(opts)
-    if opts.verify:
-        return verify(opts)
-    return produce(opts)
+    return check(opts) if opts.check else verify(opts) if opts.verify else produce(opts)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class Options:
     mask_valid_at_test: bool = False
     precision: str = "fp32"
     threads: int = 1
+    untuned: bool = False  # every model at its defaults, whatever results/tuned.json holds
     quiet: bool = False
     debug: bool = False
     tag: str = ""
@@ -65,7 +66,7 @@ class Artefact:
     models: tuple[str, ...] = ()  # the full model list of an artefact that takes --models
     files: list[Path] = field(default_factory=list)
 
-    def command(self, records: list[Record], data_root: Path, tag: str) -> list[str]:
+    def command(self, records: list[Record], data_root: Path, tag: str, untuned: bool = False) -> list[str]:
         """The driver arguments that reproduce this artefact from scratch, read off its records."""
         datasets = list(dict.fromkeys(r.spec.dataset for r in records))
         seeds = sorted({r.spec.seed for r in records})
@@ -83,6 +84,7 @@ class Artefact:
             + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
             + (["--precision", precisions[0]] if precisions != ["fp32"] else [])
             + (["--threads", str(threads[0])] if threads != [1] else [])
+            + (["--untuned"] if untuned else [])
             + (["--mask-valid-at-test"] if any(r.spec.mask_valid_at_test for r in records) else [])
             + (["--data-root", display_path(data_root)] if real else [])
             + (["--tag", tag] if tag else [])
@@ -148,7 +150,7 @@ def render_figure(figure: int, base: dict[str, dict[str, Any]] | None = None) ->
 def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefact]:
     named = opts.table == 2 or opts.ablation or opts.figure or opts.sensitivity
     every = opts.all or (opts.report and not named)
-    tuned = tuning.load_choices()
+    tuned = {} if opts.untuned else tuning.load_choices()
     focus = {d: point for (d, m), point in tuned.items() if m == FOCUS}  # Table 3 and the figures start there
     out = []
     if opts.table == 2 or every:

@@ -51,6 +51,7 @@ RENDER_OPTIONS = (
     "mask_valid_at_test",
     "precision",
     "threads",
+    "untuned",
     "tag",
 )
 
@@ -177,7 +178,7 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
     commands, rendered, written, all_records = [], [], [], []
     for a, records in zip(arts, per_artefact):
         written += a.render(records, opts.tag)
-        commands.append("python run_all.py " + " ".join(a.command(records, opts.data_root, opts.tag)))
+        commands.append("python run_all.py " + " ".join(a.command(records, opts.data_root, opts.tag, opts.untuned)))
         rendered.append(a.name)
         all_records += records
     if opts.all or opts.report:

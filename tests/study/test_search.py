@@ -133,3 +133,15 @@ def test_table3_and_figures_start_from_mmils_tuned_point() -> None:
         assert all(s.train == {"lr": 5e-4} and s.config["reg"] == 1e-3 for s in specs)
         for s in specs:
             s.resolved()  # every key lands where the model or the trainer reads it
+
+
+def test_untuned_ignores_the_choices(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from benchmark.study.artefacts import Options, build
+
+    monkeypatch.setenv("MMIL_BENCH_HOME", str(tmp_path))
+    (tmp_path / "results").mkdir()
+    tuning.tuned_path().write_text(json.dumps({"synthetic-tiny": {"bpr": {"config": {"lr": 5e-3}}}}))
+    (tuned,) = build(Options(table=2), ["synthetic-tiny"], ["bpr"])
+    (plain,) = build(Options(table=2, untuned=True), ["synthetic-tiny"], ["bpr"])
+    assert tuned.specs[0].train == {"lr": 5e-3} and plain.specs[0].train == {}
+    assert "--untuned" in plain.command([], tmp_path, "", True)
