@@ -142,6 +142,7 @@ def test_untuned_ignores_the_choices(tmp_path: Path, monkeypatch) -> None:  # ty
     (tmp_path / "results").mkdir()
     tuning.tuned_path().write_text(json.dumps({"synthetic-tiny": {"bpr": {"config": {"lr": 5e-3}}}}))
     (tuned,) = build(Options(table=2), ["synthetic-tiny"], ["bpr"])
-    (plain,) = build(Options(table=2, untuned=True), ["synthetic-tiny"], ["bpr"])
+    (plain,) = build(Options(table=2, untuned=True, epochs=1), ["synthetic-tiny"], ["bpr"])
     assert tuned.specs[0].train == {"lr": 5e-3} and plain.specs[0].train == {}
-    assert "--untuned" in plain.command([], tmp_path, "", True)
+    rec = execute.run_one(plain.specs[0], RunStore(tmp_path / "runs"), "cpu", None)
+    assert "--untuned" in plain.command([rec], tmp_path, "", True)
