@@ -55,6 +55,19 @@ def _provenance(records: list[Record]) -> list[str]:
     return lines
 
 
+def _shortfalls(records: list[Record]) -> list[str]:
+    """Every cell (mean over seeds) more than BELOW_PAPER_DEFECT below its published value."""
+    runs: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        runs.setdefault((r.spec.dataset, r.spec.model), []).append(r)
+    out = []
+    for (dataset, model), rs in runs.items():
+        means = {m: sum(r.test[m] for r in rs) / len(rs) for m in ("recall@20", "precision@20", "ndcg@20")}
+        if line := paper.shortfalls(dataset, model, means):
+            out.append(line)
+    return out
+
+
 def _commands_of(report: str) -> list[str]:
     """The indented command lines of a report's "## Commands" section."""
     lines = report.splitlines()
@@ -165,6 +178,9 @@ def write_report(
                 missing := [m for m in TABLE2_MODELS if m not in {r.spec.model for r in records}]
             ):
                 out += [f"Not run for this report: {', '.join(missing)} (see the README for why).", ""]
+            if title == "Table 2" and (short := _shortfalls(table2 or [])):
+                out += [f"More than {paper.BELOW_PAPER_DEFECT:.0%} below the published value:", ""]
+                out += [f"- {line}" for line in short] + [""]
     for fig in (2, 3, 4):
         png = figures_dir() / f"{tagged(f'figure{fig}', tag)}.png"
         if f"Figure {fig}" in rendered and png.is_file():

@@ -1,0 +1,101 @@
+"""Where a model's hits land in its top 20, and how much its lists share (a diagnosis script).
+
+    python -m benchmark.study.hit_ranks --data-root ../shared/data --dataset tiktok --models lightgcn mmil
+
+For each model, its committed seed-0 record on the dataset (default protocol) is retrained in a
+scratch process (same spec, so the same weights; the test split is not read) and its full ranking of every test user is read:
+
+- the rank of each hit (the first test item in the top 20), the share at rank 1 and in 1-5;
+- how much the users' lists are one list: the overlap of each user's top 20 with the top 20 of
+  the mean score over users, the number of distinct items in all top-5 lists and the share of
+  top-5 slots the five most frequent items take, with those items' train and test popularity.
+
+A model whose lists are mostly one shared list ranks like a popularity prior: its hits land at
+the ranks that list leaves free.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import Dataset, load_dataset
+from ..registry import get_model
+from ..trainer import seed_everything, train
+from .spec import RunSpec
+from .store import RunStore
+
+K = 20
+
+
+def trained(spec: RunSpec, data: Dataset, epochs: int):  # type: ignore[no-untyped-def]
+    """The model of ``spec`` trained ``epochs`` epochs, best state restored (the same seed and
+    settings give the same weights as the recorded run)."""
+    mcfg, tcfg = spec.resolved()
+    torch.set_num_threads(spec.threads)
+    seed_everything(spec.seed)
+    model = get_model(spec.model)(data, mcfg)
+    train(model, data, replace(tcfg, max_epochs=epochs), spec.seed, log=None, read_test=False)
+    return model
+
+
+def top_lists(model, data: Dataset, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Each user's top K items (training items masked) and the mean score over the users."""
+    model.eval()
+    tops, total = [], torch.zeros(data.n_items)
+    with torch.no_grad():
+        for s in range(0, len(users), 1024):
+            u = users[s : s + 1024]
+            scores = model.score(torch.from_numpy(u)).float()
+            total += scores.sum(0)
+            rows, cols = data.train[u].nonzero()
+            scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -float("inf")
+            tops.append(scores.topk(K, dim=1).indices.numpy())
+    return np.concatenate(tops), (total / len(users)).numpy()
+
+
+def describe(top: np.ndarray, mean_score: np.ndarray, data: Dataset, users: np.ndarray) -> list[str]:
+    in_test = np.take_along_axis(data.test[users].toarray() > 0, top, axis=1)
+    hits = in_test.argmax(axis=1)[in_test.any(axis=1)] + 1  # the rank of each user's first hit
+    train_pop, test_pop = (np.asarray(m.sum(0)).ravel() for m in (data.train, data.test))
+    overlap = np.isin(top, np.argsort(-mean_score)[:K]).mean()
+    counts = np.bincount(top[:, :5].ravel(), minlength=data.n_items)
+    five = np.argsort(-counts)[:5]
+    return [
+        f"  recall@20 {len(hits) / len(users):.4f}; hits at rank 1 {np.mean(hits == 1):.1%}, at 1-5 "
+        f"{np.mean(hits <= 5):.1%}, median rank {np.median(hits):.0f}",
+        f"  overlap of a user's top {K} with the top {K} of the mean score: {overlap:.1%}; "
+        f"{np.count_nonzero(counts)} distinct items in the top-5 lists, the 5 most frequent hold "
+        f"{counts[five].sum() / counts.sum():.1%} of the slots",
+        f"  those 5 items: train popularity {train_pop[five].astype(int).tolist()}, test popularity "
+        f"{test_pop[five].astype(int).tolist()} (the most common test item: {int(test_pop.max())} users)",
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=Path, required=True)
+    p.add_argument("--dataset", default="tiktok")
+    p.add_argument("--models", nargs="+", default=["lightgcn", "mmil"])
+    args = p.parse_args(argv)
+    data = load_dataset(args.dataset, args.data_root)
+    users = np.flatnonzero(np.diff(data.test.indptr) > 0)
+    store = RunStore(data_root=args.data_root)
+    for name in args.models:
+        spec = RunSpec(args.dataset, name)
+        record = store.get(spec)
+        if record is None:
+            raise SystemExit(f"no committed record of {spec.label()} in {store.directory}")
+        # its best epoch is the best of a run stopped there too: the restored weights are the same
+        model = trained(spec, data, record.best_epoch)
+        top, mean_score = top_lists(model, data, users)
+        print(f"{name} (seed 0, best epoch {record.best_epoch} of {record.epochs_run}):")
+        print("\n".join(describe(top, mean_score, data, users)))
+
+
+if __name__ == "__main__":
+    main()
