@@ -49,10 +49,12 @@ class MMIL(Recommender):
     Config = MMILConfig
     train_defaults = TRAIN_DEFAULTS
     # the paper's search (Sec. 5.1.4) within 12 points: its two largest learning rates beside ours
-    # (1e-5 and 5e-5 need far more epochs than the budget holds), the L2 weight lambda and gamma, the
-    # weight of the contrastive term: both regularise, and MMIL overfits after about 20 epochs on
-    # real data; d, K, tau, mu and theta stay at the paper's defaults (Figures 2-4 sweep them)
-    grid = {"lr": [1e-3, 5e-4, 1e-4], "reg": [1e-4, 1e-3], "gamma": [0.1, 0.01]}
+    # (1e-5 and 5e-5 need far more epochs than the budget holds), gamma (the weight of the
+    # contrastive regulariser, MMIL overfits after about 20 epochs on real data) and the L2 weight
+    # lambda at ours and below: on TikTok the ID residual e_u is 1 % of q_u's norm (0.19 against
+    # 22.4, `benchmark.study.hit_ranks` and #15's note), so a smaller lambda is the direction that
+    # could let it personalise; d, K, tau, mu and theta stay at the paper's defaults (Figures 2-4)
+    grid = {"lr": [1e-3, 5e-4, 1e-4], "reg": [1e-4, 1e-6], "gamma": [0.1, 0.01]}
 
     def __init__(self, data: Dataset, config: MMILConfig) -> None:
         super().__init__(data, config)
