@@ -146,3 +146,18 @@ def test_untuned_ignores_the_choices(tmp_path: Path, monkeypatch) -> None:  # ty
     assert tuned.specs[0].train == {"lr": 5e-3} and plain.specs[0].train == {}
     rec = execute.run_one(plain.specs[0], RunStore(tmp_path / "runs"), "cpu", None)
     assert "--untuned" in plain.command([rec], tmp_path, "", True)
+
+
+def test_a_search_killed_mid_point_resumes_to_the_same_choice(tmp_path: Path, no_test_split: None) -> None:
+    from .test_resume import Killed, kill_at
+
+    whole = _search(RunStore(tmp_path / "whole"))
+    store = RunStore(tmp_path / "killed")
+    specs, points = tuning.search_specs("bpr", "synthetic-tiny", GRID, RULE, epochs=8)
+    with pytest.raises(Killed):  # the first point dies at epoch 6, after its checkpoint of epoch 5
+        run_search(specs, points, store, RULE, "cpu", log=kill_at(6), checkpoint_seconds=0)
+    assert store.checkpoint_path(specs[0]).is_file()
+    resumed = run_search(specs, points, store, RULE, "cpu", checkpoint_seconds=0)
+    assert resumed.trials[0].record.resumed == 1
+    assert resumed.summary() == whole.summary()
+    assert [t.record.numbers() for t in resumed.trials] == [t.record.numbers() for t in whole.trials]
