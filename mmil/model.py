@@ -269,6 +269,32 @@ class MMIL(Recommender):
             "assignment_entropy": float(ent.mean()),
         }
 
+    @torch.no_grad()
+    def user_vector_parts(self, users: Tensor) -> dict[str, float]:
+        """What q_u = f_p(Σ_k s_uk h_uk) + e_u is made of, over ``users``: the mean norm of each
+        part, of f_p's output for a zero input (its bias path, shared by every user), and how much
+        the users' vectors point one way (|mean| / mean |.|: 1 when all are parallel)."""
+        was = self.training
+        self.eval()
+        tables = self.cached_scoring_state()["tables"]
+        q = torch.cat(
+            [self.user_vectors(users[s : s + SCORE_CHUNK], tables) for s in range(0, len(users), SCORE_CHUNK)]
+        )
+        self.train(was)
+        e_u = self.user(users)
+        mlp = q - e_u
+
+        def one_way(x: Tensor) -> float:
+            return float(x.mean(0).norm() / x.norm(dim=1).mean())
+
+        return {
+            "f_p part norm": float(mlp.norm(dim=1).mean()),
+            "e_u norm": float(e_u.norm(dim=1).mean()),
+            "f_p(0) norm": float(self.f_p(torch.zeros(1, self.config.dim, device=self.device)).norm()),
+            "q_u one way": one_way(q),
+            "e_u one way": one_way(e_u),
+        }
+
     def describe(self) -> dict[str, Any]:
         c = self.config
         return {

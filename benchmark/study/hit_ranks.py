@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         top, mean_score = top_lists(model, data, users)
         print(f"{name} (seed 0, best epoch {record.best_epoch} of {record.epochs_run}):")
         print("\n".join(describe(top, mean_score, data, users)))
+        # a model that can say what its user vectors are made of (MMIL: its MLP part and ID residual)
+        if parts := getattr(model, "user_vector_parts", None):
+            print("  user vectors: " + ", ".join(f"{k} {v:.3f}" for k, v in parts(torch.from_numpy(users)).items()))
 
 
 if __name__ == "__main__":
