@@ -11,6 +11,7 @@ from ..paths import ROOT, figures_dir, results_dir, tagged
 from ..registry import get_model
 from . import paper
 from .definition import DATA_SOURCES, FOCUS, TABLE2_MODELS
+from .experiments import table2_frame
 from .record import Record
 from .verdict import verdicts
 
@@ -56,16 +57,13 @@ def _provenance(records: list[Record]) -> list[str]:
 
 
 def _shortfalls(records: list[Record]) -> list[str]:
-    """Every cell (mean over seeds) more than BELOW_PAPER_DEFECT below its published value."""
-    runs: dict[tuple[str, str], list[Record]] = {}
-    for r in records:
-        runs.setdefault((r.spec.dataset, r.spec.model), []).append(r)
-    out = []
-    for (dataset, model), rs in runs.items():
-        means = {m: sum(r.test[m] for r in rs) / len(rs) for m in ("recall@20", "precision@20", "ndcg@20")}
-        if line := paper.shortfalls(dataset, model, means):
-            out.append(line)
-    return out
+    """Every Table 2 cell (mean over seeds) more than BELOW_PAPER_DEFECT below its published value."""
+    if not records:
+        return []
+    frame = table2_frame(records)
+    metrics = ("recall@20", "precision@20", "ndcg@20")
+    lines = (paper.shortfalls(r["dataset"], r["model"], {m: r[m] for m in metrics}) for _, r in frame.iterrows())
+    return [line for line in lines if line]
 
 
 def _commands_of(report: str) -> list[str]:

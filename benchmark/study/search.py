@@ -131,14 +131,16 @@ def run_search(
     trials: list[Trial] = []
     for n, (spec, point) in enumerate(zip(specs, points), start=1):
         trial = study.ask()
-        reported: list[int] = []
+        reported: list[tuple[int, float]] = []  # (epoch, value) told to the pruner
 
-        def stop(history: list[dict[str, float]], trial: optuna.Trial = trial, reported: list[int] = reported) -> bool:
+        def stop(
+            history: list[dict[str, float]], trial: optuna.Trial = trial, reported: list[tuple[int, float]] = reported
+        ) -> bool:
             for epoch, value in _running_best(history, pruning.metric):
-                if reported and epoch <= reported[-1]:
+                if reported and epoch <= reported[-1][0]:
                     continue
                 trial.report(value, epoch)
-                reported.append(epoch)
+                reported.append((epoch, value))
                 if trial.should_prune():
                     return True
             return False
@@ -154,16 +156,14 @@ def run_search(
         else:
             # the pruner's state is rebuilt from the record: the same reports give the same decisions
             pruned = stop(record.history)
-            if record.spec.search and (pruned != record.pruned or (pruned and reported[-1] != record.epochs_run)):
+            if record.spec.search and (pruned != record.pruned or (pruned and reported[-1][0] != record.epochs_run)):
                 raise RuntimeError(
                     f"{store.path(spec)}: recorded as {_state(record.pruned, record.epochs_run)}, but "
-                    f"replayed through the search's pruner it is {_state(pruned, reported[-1] if reported else 0)}; "
+                    f"replayed through the search's pruner it is {_state(pruned, reported[-1][0] if reported else 0)}; "
                     "the records come from another search order or rule"
                 )
         t = (
-            Trial(
-                point, record, True, reported[-1], _running_best(record.history, pruning.metric)[len(reported) - 1][1]
-            )
+            Trial(point, record, True, *reported[-1])
             if pruned
             else Trial(point, record, False, record.epochs_run, record.valid[pruning.metric])
         )
