@@ -9,7 +9,7 @@
     python run_all.py --report --check           # re-render every committed artefact in a scratch folder, compare
     python run_all.py --verify 3                 # retrain 3 committed runs, check they reproduce exactly
     python run_all.py --all --plan               # runs needed, recorded, to run; time left; trains nothing
-    python run_all.py --tune lightgcn --datasets synthetic-baby   # grid search on validation
+    python run_all.py --tune lightgcn vbpr --datasets synthetic-baby   # grid searches on validation
     python run_all.py --table 1 --data-root ../shared/data --datasets amazon-baby tiktok
 
 Records go to results/runs/ (committed; a recorded run is skipped, a killed one resumes).
@@ -42,7 +42,7 @@ def parse(argv: list[str] | None) -> Options:
     a("--check", action="store_true", help="with --report: re-render every committed artefact and compare")
     a("--verify", type=int, metavar="K", help="retrain K committed runs and compare with their records")
     a("--verify-budget", type=float, metavar="MIN", help="with --verify: the cheapest runs within MIN minutes")
-    a("--tune", metavar="MODEL", help="grid-search MODEL on validation, store the choice")
+    a("--tune", nargs="+", metavar="MODEL", help="grid-search each MODEL (all: every one) on validation")
     a("--grid", nargs="+", metavar="KEY=V1,V2", help="with --tune: this grid instead of the model's")
     a("--list", action="store_true", help="list known datasets and models, then exit")
     a("--plan", action="store_true", help="count an artefact's runs, recorded and to run, estimate the time left")

@@ -28,7 +28,7 @@ class Options:
     all: bool = False
     report: bool = False
     check: bool = False
-    tune: str | None = None
+    tune: list[str] | None = None
     grid: list[str] | None = None
     list: bool = False
     plan: bool = False

@@ -118,10 +118,18 @@ def resolve(opts: Options) -> tuple[list[str], list[str]]:
     datasets = opts.datasets or real_datasets(opts.data_root) or list(SYNTHETIC_DEFAULT)
     known = set(model_names())
     models = opts.models or [m for m in TABLE2_MODELS if m in known]
-    for m in models + ([opts.tune] if opts.tune else []):
+    for m in models + tuned_models(opts):
         if m not in known:
             raise UnknownModel(f"unknown model {m!r}; known: {sorted(known)}")
     return datasets, models
+
+
+def tuned_models(opts: Options) -> list[str]:
+    """``--tune``'s models in order, ``all`` standing for every Table 2 model."""
+    out: list[str] = []
+    for m in opts.tune or []:
+        out += [t for t in TABLE2_MODELS if t not in out] if m == "all" else [] if m in out else [m]
+    return out
 
 
 def jobs(opts: Options) -> int:
@@ -224,34 +232,44 @@ def plan(arts: list[Artefact], store: RunStore) -> list[str]:
 
 
 def tune(opts: Options, store: RunStore, datasets: list[str]) -> None:
-    """Search ``opts.tune``'s grid on each dataset (validation only, pruned by successive halving)
-    and store each choice in results/tuned.json."""
-    assert opts.tune is not None
-    grid = tuning.parse_grid(opts.grid) if opts.grid else tuning.grid_of(opts.tune)
+    """Search the grid of each of ``opts.tune``'s models, one after another, on each dataset
+    (validation only, pruned by successive halving); each choice goes to results/tuned.json as
+    soon as its search ends, so a stopped series keeps what it finished."""
+    models = tuned_models(opts)
+    if opts.grid and len(models) > 1:
+        raise ValueError("--grid goes with one --tune model: a grid's keys are one model's")
+    searches = [(m, d) for m in models for d in datasets]
+    for i, (model, d) in enumerate(searches, 1):
+        log(f"search {i} / {len(searches)}: {model} on {d}")
+        tune_one(opts, store, model, d)
+
+
+def tune_one(opts: Options, store: RunStore, model: str, d: str) -> None:
+    """One search: ``model``'s grid (or ``--grid``) on dataset ``d``; its choice to tuned.json."""
+    grid = tuning.parse_grid(opts.grid) if opts.grid else tuning.grid_of(model)
     pruning = Pruning()
-    for d in datasets:
-        specs, points = tuning.search_specs(opts.tune, d, grid, pruning, (opts.seeds or [0])[0], opts.epochs)
-        log(f"tuning {opts.tune} on {d}: {len(specs)} grid points, {pruning.describe()}")
-        result = run_search(
-            protocol(opts, specs),
-            points,
-            store,
-            pruning,
-            opts.device,
-            None if opts.quiet else log,
-            opts.checkpoint_minutes * 60,
-        )
-        tuning.save_choice(d, opts.tune, result)
+    specs, points = tuning.search_specs(model, d, grid, pruning, (opts.seeds or [0])[0], opts.epochs)
+    log(f"tuning {model} on {d}: {len(specs)} grid points, {pruning.describe()}")
+    result = run_search(
+        protocol(opts, specs),
+        points,
+        store,
+        pruning,
+        opts.device,
+        None if opts.quiet else log,
+        opts.checkpoint_minutes * 60,
+    )
+    tuning.save_choice(d, model, result)
+    print(
+        f"{d} / {model}: chose {result.best.point} (valid recall@20 "
+        f"{result.best.valid:.4f}; {result.summary()['pruned']} of {len(points)} "
+        f"points pruned) -> {display_path(tuning.tuned_path())}"
+    )
+    for t in sorted(result.trials, key=lambda t: -t.valid):
         print(
-            f"{d} / {opts.tune}: chose {result.best.point} (valid recall@20 "
-            f"{result.best.valid:.4f}; {result.summary()['pruned']} of {len(points)} "
-            f"points pruned) -> {display_path(tuning.tuned_path())}"
+            f"    valid recall@20 {t.valid:.4f}  epochs {t.epochs:3d}"
+            f"{' pruned' if t.pruned else '       '}  {t.point}"
         )
-        for t in sorted(result.trials, key=lambda t: -t.valid):
-            print(
-                f"    valid recall@20 {t.valid:.4f}  epochs {t.epochs:3d}"
-                f"{' pruned' if t.pruned else '       '}  {t.point}"
-            )
 
 
 @contextmanager

@@ -158,3 +158,21 @@ def test_tune_chooses_on_validation(tmp_path: Path) -> None:
     ]
     assert {**table_run.spec.config, **table_run.spec.train} == chosen["config"]
     assert table_run.test and all(not r.test for r in recs)
+
+
+def test_tune_runs_several_models_in_order(tmp_path: Path) -> None:
+    res = _driver(["--tune", "bpr", "lightgcn", "--datasets", "synthetic-tiny", "--epochs", "1", "--quiet"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    import json
+
+    tuned = json.loads((tmp_path / "results" / "tuned.json").read_text())["synthetic-tiny"]
+    assert set(tuned) == {"bpr", "lightgcn"}
+    assert "search 1 / 2: bpr on synthetic-tiny" in res.stderr and "search 2 / 2: lightgcn" in res.stderr
+
+
+def test_tune_all_names_every_table2_model_once() -> None:
+    from benchmark.study.definition import TABLE2_MODELS
+    from benchmark.study.driver import Options, tuned_models
+
+    opts = Options(tune=["mmil", "all", "bpr"])
+    assert tuned_models(opts) == ["mmil"] + [m for m in TABLE2_MODELS if m != "mmil"]
