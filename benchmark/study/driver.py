@@ -267,8 +267,7 @@ def tune_one(opts: Options, store: RunStore, model: str, d: str) -> None:
     )
     for t in sorted(result.trials, key=lambda t: -t.valid):
         print(
-            f"    valid recall@20 {t.valid:.4f}  epochs {t.epochs:3d}"
-            f"{' pruned' if t.pruned else '       '}  {t.point}"
+            f"    valid recall@20 {t.valid:.4f}  epochs {t.epochs:3d}{' pruned' if t.pruned else '       '}  {t.point}"
         )
 
 
