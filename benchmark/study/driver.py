@@ -258,6 +258,7 @@ def tune_one(opts: Options, store: RunStore, model: str, d: str) -> None:
         opts.device,
         None if opts.quiet else log,
         opts.checkpoint_minutes * 60,
+        progress=log,
     )
     tuning.save_choice(d, model, result)
     print(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -117,9 +118,14 @@ def run_search(
     device: str = "auto",
     log: Callable[[str], None] | None = None,
     checkpoint_seconds: float = 300.0,
+    progress: Callable[[str], None] | None = None,
 ) -> SearchResult:
-    """Run (or replay from the store) each spec of one search in order under the pruner."""
+    """Run (or replay from the store) each spec of one search in order under the pruner.
+    ``log`` gets the runs' epoch lines, ``progress`` one line per point (default: ``log``)."""
     import optuna
+
+    progress = progress or log
+    started = time.monotonic()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -172,10 +178,13 @@ def run_search(
         else:
             study.tell(trial, t.valid)
         trials.append(t)
-        if log:
+        if progress:
             state = f"pruned at epoch {t.epochs}" if t.pruned else f"finished, {t.epochs} epochs"
             own = "" if record.spec.search else f", from run {record.key} made outside the search"
-            log(f"search {n}/{len(specs)} {spec.label()}: {state}, best valid {pruning.metric} {t.valid:.4f}{own}")
+            progress(
+                f"search {n}/{len(specs)} {spec.label()}: {state}, best valid {pruning.metric} {t.valid:.4f}{own}"
+                f" ({time.monotonic() - started:.0f}s elapsed)"
+            )
     finished = [t for t in trials if not t.pruned]
     best = max(finished, key=lambda t: t.valid)
     return SearchResult(specs[0].search, trials, best)

@@ -168,6 +168,9 @@ def test_tune_runs_several_models_in_order(tmp_path: Path) -> None:
     tuned = json.loads((tmp_path / "results" / "tuned.json").read_text())["synthetic-tiny"]
     assert set(tuned) == {"bpr", "lightgcn"}
     assert "search 1 / 2: bpr on synthetic-tiny" in res.stderr and "search 2 / 2: lightgcn" in res.stderr
+    # --quiet drops the epoch lines, not the one line per grid point
+    assert "epoch 1/" not in res.stderr
+    assert res.stderr.count("search 1/") == 2 and "s elapsed)" in res.stderr
 
 
 def test_tune_all_names_every_table2_model_once() -> None:
