@@ -172,7 +172,10 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
 
         print(format_table1(table1(datasets, opts.data_root)))
     if opts.tune:
-        tune(opts, store, datasets)
+        if opts.plan:
+            print("\n".join(search_plan(opts, store, datasets)))
+        else:
+            tune(opts, store, datasets)
     arts = build(opts, datasets, models)
     if not arts:
         return 0
@@ -242,6 +245,31 @@ def tune(opts: Options, store: RunStore, datasets: list[str]) -> None:
     for i, (model, d) in enumerate(searches, 1):
         log(f"search {i} / {len(searches)}: {model} on {d}")
         tune_one(opts, store, model, d)
+
+
+def search_plan(opts: Options, store: RunStore, datasets: list[str]) -> list[str]:
+    """Per search of ``--tune``: grid points, those recorded (or replayed from a plain run), those
+    to run, and an upper bound on their one-process time (each a full run, as the recorded runs
+    of that model and dataset took); the pruner usually cuts most of them short."""
+    history = History(store.all())
+    lines, worst, unknown = [], 0.0, 0
+    for model in tuned_models(opts):
+        grid = tuning.parse_grid(opts.grid) if opts.grid else tuning.grid_of(model)
+        for d in datasets:
+            specs, _ = tuning.search_specs(model, d, grid, Pruning(), (opts.seeds or [0])[0], opts.epochs)
+            todo = [s for s in protocol(opts, specs) if not (store.has(s) or store.has(replace(s, search="")))]
+            for s in todo:
+                e = history.estimate(s)
+                unknown += e is None
+                worst += e.worst_seconds if e else 0.0
+            lines.append(
+                f"search {model} / {d}: {len(specs)} points, {len(specs) - len(todo)} recorded, {len(todo)} to run"
+            )
+    lines.append(
+        f"to run: at most {worst / 3600:.1f} h in one process (every point to its end)"
+        + (f"; {unknown} point(s) of a dataset and model with no record to estimate from" if unknown else "")
+    )
+    return lines
 
 
 def tune_one(opts: Options, store: RunStore, model: str, d: str) -> None:

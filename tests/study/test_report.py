@@ -3,6 +3,7 @@ the significance test on constructed data; figures; --report trains nothing."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -179,3 +180,13 @@ def test_tune_all_names_every_table2_model_once() -> None:
 
     opts = Options(tune=["mmil", "all", "bpr"])
     assert tuned_models(opts) == ["mmil"] + [m for m in TABLE2_MODELS if m != "mmil"]
+
+
+def test_tune_plan_counts_points_and_trains_nothing(tmp_path: Path) -> None:
+    from benchmark.registry import get_model
+
+    res = _driver(["--tune", "bpr", "--plan", "--datasets", "synthetic-tiny"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    n = len(list(itertools.product(*get_model("bpr").grid.values())))
+    assert f"search bpr / synthetic-tiny: {n} points, 0 recorded, {n} to run" in res.stdout
+    assert not (tmp_path / "results" / "runs").exists() or not any((tmp_path / "results" / "runs").glob("*.json.gz"))
