@@ -126,10 +126,8 @@ def resolve(opts: Options) -> tuple[list[str], list[str]]:
 
 def tuned_models(opts: Options) -> list[str]:
     """``--tune``'s models in order, ``all`` standing for every Table 2 model."""
-    out: list[str] = []
-    for m in opts.tune or []:
-        out += [t for t in TABLE2_MODELS if t not in out] if m == "all" else [] if m in out else [m]
-    return out
+    names = [n for m in opts.tune or [] for n in (TABLE2_MODELS if m == "all" else (m,))]
+    return list(dict.fromkeys(names))
 
 
 def jobs(opts: Options) -> int:
@@ -247,6 +245,15 @@ def tune(opts: Options, store: RunStore, datasets: list[str]) -> None:
         tune_one(opts, store, model, d)
 
 
+def search_of(opts: Options, model: str, d: str) -> tuple[list[RunSpec], list[dict[str, Any]], Pruning]:
+    """The runs of one search (``model``'s grid, or ``--grid``, on dataset ``d``), its grid points
+    and its pruning rule."""
+    grid = tuning.parse_grid(opts.grid) if opts.grid else tuning.grid_of(model)
+    pruning = Pruning()
+    specs, points = tuning.search_specs(model, d, grid, pruning, (opts.seeds or [0])[0], opts.epochs)
+    return protocol(opts, specs), points, pruning
+
+
 def search_plan(opts: Options, store: RunStore, datasets: list[str]) -> list[str]:
     """Per search of ``--tune``: grid points, those recorded (or replayed from a plain run), those
     to run, and an upper bound on their one-process time (each a full run, as the recorded runs
@@ -254,10 +261,9 @@ def search_plan(opts: Options, store: RunStore, datasets: list[str]) -> list[str
     history = History(store.all())
     lines, worst, unknown = [], 0.0, 0
     for model in tuned_models(opts):
-        grid = tuning.parse_grid(opts.grid) if opts.grid else tuning.grid_of(model)
         for d in datasets:
-            specs, _ = tuning.search_specs(model, d, grid, Pruning(), (opts.seeds or [0])[0], opts.epochs)
-            todo = [s for s in protocol(opts, specs) if not (store.has(s) or store.has(replace(s, search="")))]
+            specs, _, _ = search_of(opts, model, d)
+            todo = [s for s in specs if not (store.has(s) or store.has(replace(s, search="")))]
             for s in todo:
                 e = history.estimate(s)
                 unknown += e is None
@@ -274,12 +280,10 @@ def search_plan(opts: Options, store: RunStore, datasets: list[str]) -> list[str
 
 def tune_one(opts: Options, store: RunStore, model: str, d: str) -> None:
     """One search: ``model``'s grid (or ``--grid``) on dataset ``d``; its choice to tuned.json."""
-    grid = tuning.parse_grid(opts.grid) if opts.grid else tuning.grid_of(model)
-    pruning = Pruning()
-    specs, points = tuning.search_specs(model, d, grid, pruning, (opts.seeds or [0])[0], opts.epochs)
+    specs, points, pruning = search_of(opts, model, d)
     log(f"tuning {model} on {d}: {len(specs)} grid points, {pruning.describe()}")
     result = run_search(
-        protocol(opts, specs),
+        specs,
         points,
         store,
         pruning,
