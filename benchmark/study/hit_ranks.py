@@ -12,6 +12,13 @@ scratch process (same spec, so the same weights; the test split is not read) and
 
 A model whose lists are mostly one shared list ranks like a popularity prior: its hits land at
 the ranks that list leaves free.
+
+With ``--per-epoch``, each model is instead trained from scratch for its record's epochs and, after
+every validation, the shared list is measured on the validation users (the test split is never
+read): the validation Recall@20, the overlap of each user's top 20 with the top 20 of the mean
+score, how many of that shared top 20 changed since the last epoch, and how many validation hits
+the shared top 20 alone would give. A curve whose swings follow the shared list's turnover moves
+because one list moves, for every user at once.
 """
 
 from __future__ import annotations
@@ -32,19 +39,27 @@ from .store import RunStore
 K = 20
 
 
-def trained(spec: RunSpec, data: Dataset, epochs: int):  # type: ignore[no-untyped-def]
+def trained(spec: RunSpec, data: Dataset, epochs: int, probe=None):  # type: ignore[no-untyped-def]
     """The model of ``spec`` trained ``epochs`` epochs, best state restored (the same seed and
-    settings give the same weights as the recorded run)."""
+    settings give the same weights as the recorded run). ``probe(model, history)`` is called
+    after every validation; it never stops the run."""
     mcfg, tcfg = spec.resolved()
     torch.set_num_threads(spec.threads)
     seed_everything(spec.seed)
     model = get_model(spec.model)(data, mcfg)
-    train(model, data, replace(tcfg, max_epochs=epochs), spec.seed, log=None, read_test=False)
+
+    def stop(history: list[dict[str, float]]) -> bool:
+        if probe is not None:
+            probe(model, history)
+        return False
+
+    train(model, data, replace(tcfg, max_epochs=epochs), spec.seed, log=None, stop=stop, read_test=False)
     return model
 
 
 def top_lists(model, data: Dataset, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """Each user's top K items (training items masked) and the mean score over the users."""
+    was = model.training
     model.eval()
     tops, total = [], torch.zeros(data.n_items)
     with torch.no_grad():
@@ -55,6 +70,7 @@ def top_lists(model, data: Dataset, users: np.ndarray) -> tuple[np.ndarray, np.n
             rows, cols = data.train[u].nonzero()
             scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -float("inf")
             tops.append(scores.topk(K, dim=1).indices.numpy())
+    model.train(was)
     return np.concatenate(tops), (total / len(users)).numpy()
 
 
@@ -76,11 +92,38 @@ def describe(top: np.ndarray, mean_score: np.ndarray, data: Dataset, users: np.n
     ]
 
 
+def epoch_trace(spec: RunSpec, data: Dataset, epochs: int) -> list[str]:
+    """One line per validated epoch of ``spec`` trained from scratch (see the module docstring)."""
+    users = np.flatnonzero(np.diff(data.valid.indptr) > 0)
+    held = data.valid[users]
+    lines: list[str] = []
+    previous: set[int] = set()
+    metric = spec.resolved()[1].metric
+
+    def measure(model, history: list[dict[str, float]]) -> None:  # type: ignore[no-untyped-def]
+        nonlocal previous
+        top, mean_score = top_lists(model, data, users)
+        shared = np.argsort(-mean_score)[:K]
+        overlap = np.isin(top, shared).mean()
+        alone = held[:, shared].sum()  # validation items are never training items: no mask needed
+        row = history[-1]
+        lines.append(
+            f"  epoch {row['epoch']:3d}  valid {metric} {row[f'valid_{metric}']:.4f}  "
+            f"overlap with the shared top {K} {overlap:.1%}  shared top {K} changed "
+            f"{len(set(shared.tolist()) - previous) if previous else K:2d}  its valid hits {int(alone.sum()):4d}"
+        )
+        previous = set(shared.tolist())
+
+    trained(spec, data, epochs, probe=measure)  # the record's epochs: its early stop ends there too
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--dataset", default="tiktok")
     p.add_argument("--models", nargs="+", default=["lightgcn", "mmil"])
+    p.add_argument("--per-epoch", action="store_true", help="trace the shared list epoch by epoch on validation")
     args = p.parse_args(argv)
     data = load_dataset(args.dataset, args.data_root)
     users = np.flatnonzero(np.diff(data.test.indptr) > 0)
@@ -90,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         record = store.get(spec)
         if record is None:
             raise SystemExit(f"no committed record of {spec.label()} in {store.directory}")
+        if args.per_epoch:
+            print(f"{name} (seed 0, {record.epochs_run} epochs, best {record.best_epoch}):", flush=True)
+            print("\n".join(epoch_trace(spec, data, record.epochs_run)), flush=True)
+            continue
         # its best epoch is the best of a run stopped there too: the restored weights are the same
         model = trained(spec, data, record.best_epoch)
         top, mean_score = top_lists(model, data, users)

@@ -1,0 +1,37 @@
+"""The hit-rank diagnosis: its per-epoch probe reads the model without changing its training."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.data import load_dataset
+from benchmark.study import hit_ranks
+from benchmark.study.spec import RunSpec
+from benchmark.trainer import seed_everything, train
+
+
+@pytest.mark.parametrize("model", ["lightgcn", "mmil"])
+def test_probe_leaves_the_run_unchanged(model: str) -> None:
+    data = load_dataset("synthetic-tiny")
+    spec = RunSpec("synthetic-tiny", model, config={"dim": 8} if model == "mmil" else {})
+    users = np.flatnonzero(np.diff(data.valid.indptr) > 0)
+    probed = hit_ranks.trained(spec, data, 3, probe=lambda m, h: hit_ranks.top_lists(m, data, users))
+    mcfg, tcfg = spec.resolved()
+    torch.set_num_threads(spec.threads)
+    seed_everything(spec.seed)
+    plain = hit_ranks.get_model(model)(data, mcfg)
+    train(plain, data, replace(tcfg, max_epochs=3), spec.seed, log=None, read_test=False)
+    for k, v in plain.state_dict().items():
+        assert torch.equal(v, probed.state_dict()[k]), k
+
+
+def test_trace_has_a_line_per_validation() -> None:
+    data = load_dataset("synthetic-tiny")
+    lines = hit_ranks.epoch_trace(RunSpec("synthetic-tiny", "lightgcn"), data, 4)
+    assert [int(line.split()[1]) for line in lines] == [1, 2, 3, 4]
+    changed = [int(line.split("changed")[1].split()[0]) for line in lines]
+    assert changed[0] == hit_ranks.K and all(0 <= c <= hit_ranks.K for c in changed[1:])
