@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from benchmark.data import load_dataset
@@ -32,6 +34,21 @@ def test_probe_leaves_the_run_unchanged(model: str) -> None:
 def test_trace_has_a_line_per_validation() -> None:
     data = load_dataset("synthetic-tiny")
     lines = hit_ranks.epoch_trace(RunSpec("synthetic-tiny", "lightgcn"), data, 4)
-    assert [int(line.split()[1]) for line in lines] == [1, 2, 3, 4]
-    changed = [int(line.split("changed")[1].split()[0]) for line in lines]
+    assert lines[0].startswith("  MostPop")
+    assert [int(line.split()[1]) for line in lines[1:]] == [1, 2, 3, 4]
+    changed = [int(line.split("changed")[1].split()[0]) for line in lines[1:]]
     assert changed[0] == hit_ranks.K and all(0 <= c <= hit_ranks.K for c in changed[1:])
+
+
+def test_most_popular_recall_by_hand() -> None:
+    # 3 users, 25 items; item popularity in training: item 24 by users 0 and 1, items 0-19 by user 2
+    train = sp.lil_matrix((3, 25))
+    train[0, 24] = train[1, 24] = 1
+    train[2, list(range(20))] = 1
+    valid = sp.lil_matrix((3, 25))
+    # users 0 and 1 have seen item 24, so their top 20 is items 0-19; user 2's holds item 24
+    valid[0, 0] = valid[0, 21] = 1  # one of two in the top 20
+    valid[1, 23] = 1  # popularity 0: a miss
+    valid[2, 24] = 1  # a hit
+    data = SimpleNamespace(train=train.tocsr(), valid=valid.tocsr())
+    assert hit_ranks.most_popular_recall(data, np.arange(3)) == pytest.approx((0.5 + 0.0 + 1.0) / 3)
