@@ -17,8 +17,9 @@ With ``--per-epoch``, each model is instead trained from scratch for its record'
 every validation, the shared list is measured on the validation users (the test split is never
 read): the validation Recall@20, the overlap of each user's top 20 with the top 20 of the mean
 score, how many of that shared top 20 changed since the last epoch, and how many validation hits
-the shared top 20 alone would give; and, for scale, MostPop's validation Recall@20. A curve whose swings follow the shared list's turnover moves
-because one list moves, for every user at once.
+the shared top 20 alone would give; and, for scale, MostPop's validation Recall@20. A curve
+whose swings follow the shared list's turnover moves because one list moves, for every user at
+once.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def top_lists(model, data: Dataset, users: np.ndarray) -> tuple[np.ndarray, np.n
     model.eval()
     tops, total = [], torch.zeros(data.n_items)
     with torch.no_grad():
+        model.prepare_scoring()  # the user-independent part once, as the evaluator does
         for s in range(0, len(users), 1024):
             u = users[s : s + 1024]
             scores = model.score(torch.from_numpy(u)).float()
@@ -93,7 +95,8 @@ def describe(top: np.ndarray, mean_score: np.ndarray, data: Dataset, users: np.n
 
 
 def most_popular_recall(data: Dataset, users: np.ndarray, split: str = "valid") -> float:
-    """Recall@K of ranking every user's unseen items by training popularity (MostPop)."""
+    """Recall@K of ranking every user's unseen items by training popularity (MostPop), over
+    ``users``, each of which must hold items in ``split``."""
     pop = np.asarray(data.train.sum(0), dtype=float).ravel()
     held = getattr(data, split)
     total = 0.0
@@ -121,15 +124,15 @@ def epoch_trace(spec: RunSpec, data: Dataset, epochs: int) -> list[str]:
         top, mean_score = top_lists(model, data, users)
         shared = np.argsort(-mean_score)[:K]
         overlap = np.isin(top, shared).mean()
-        alone = held[:, shared].sum()  # validation items are never training items: no mask needed
         row = history[-1]
         lines.append(
             f"  epoch {row['epoch']:3d}  valid {metric} {row[f'valid_{metric}']:.4f}  "
             f"overlap with the shared top {K} {overlap:.1%}  shared top {K} changed "
-            f"{len(set(shared.tolist()) - previous) if previous else K:2d}  its valid hits {int(alone.sum()):4d}"
+            f"{len(set(shared.tolist()) - previous) if previous else K:2d}  its valid hits {int(held[:, shared].sum()):4d}"
         )
         previous = set(shared.tolist())
 
+    # validation items are never training items, so the shared list's hits need no mask
     trained(spec, data, epochs, probe=measure)  # the record's epochs: its early stop ends there too
     return lines
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +12,6 @@ import torch
 from benchmark.data import load_dataset
 from benchmark.study import hit_ranks
 from benchmark.study.spec import RunSpec
-from benchmark.trainer import seed_everything, train
 
 
 @pytest.mark.parametrize("model", ["lightgcn", "mmil"])
@@ -21,14 +19,20 @@ def test_probe_leaves_the_run_unchanged(model: str) -> None:
     data = load_dataset("synthetic-tiny")
     spec = RunSpec("synthetic-tiny", model, config={"dim": 8} if model == "mmil" else {})
     users = np.flatnonzero(np.diff(data.valid.indptr) > 0)
-    probed = hit_ranks.trained(spec, data, 3, probe=lambda m, h: hit_ranks.top_lists(m, data, users))
-    mcfg, tcfg = spec.resolved()
-    torch.set_num_threads(spec.threads)
-    seed_everything(spec.seed)
-    plain = hit_ranks.get_model(model)(data, mcfg)
-    train(plain, data, replace(tcfg, max_epochs=3), spec.seed, log=None, read_test=False)
-    for k, v in plain.state_dict().items():
-        assert torch.equal(v, probed.state_dict()[k]), k
+    runs = []
+    for reads in (False, True):  # every epoch's losses and metrics, with and without reading the lists
+        seen: list[dict[str, float]] = []
+
+        def probe(m, history, reads=reads, seen=seen):  # type: ignore[no-untyped-def]
+            if reads:
+                hit_ranks.top_lists(m, data, users)
+            seen[:] = [dict(h) for h in history]
+
+        runs.append((hit_ranks.trained(spec, data, 3, probe=probe).state_dict(), seen))
+    (plain, plain_history), (probed, probed_history) = runs
+    assert len(plain_history) == 3 and plain_history == probed_history
+    for k, v in plain.items():
+        assert torch.equal(v, probed[k]), k
 
 
 def test_trace_has_a_line_per_validation() -> None:
