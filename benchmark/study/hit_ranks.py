@@ -110,12 +110,27 @@ def most_popular_recall(data: Dataset, users: np.ndarray, split: str = "valid") 
     return total / len(users)
 
 
+def trace_summary(rows: list[tuple[int, float, float, int, int]], skip: int = 4) -> str:
+    """One line over the trace's rows (epoch, valid recall, overlap, shared-list items changed,
+    shared-list hits), after the first ``skip`` epochs (the rise from initialisation)."""
+    epoch, recall, overlap, changed, hits = (np.array(c, dtype=float) for c in zip(*rows[skip:]))
+    best = int(epoch[recall.argmax()])
+    return (
+        f"  epochs {int(epoch[0])}-{int(epoch[-1])}: overlap {overlap.mean():.0%} ({overlap.min():.0%}-"
+        f"{overlap.max():.0%}), shared top {K} changed {changed.mean():.1f} per epoch, corr(recall, "
+        f"its valid hits) {np.corrcoef(recall, hits)[0, 1]:.2f}, mean |change of recall| "
+        f"{np.abs(np.diff(recall)).mean():.4f}, mean recall before / after the best epoch {best}: "
+        f"{recall[epoch < best].mean():.4f} / {recall[epoch > best].mean():.4f}"
+    )
+
+
 def epoch_trace(spec: RunSpec, data: Dataset, epochs: int) -> list[str]:
     """One line per validated epoch of ``spec`` trained from scratch (see the module docstring),
-    after one with MostPop's validation Recall@K for scale."""
+    after one with MostPop's validation Recall@K for scale, and a `trace_summary` line last."""
     users = np.flatnonzero(np.diff(data.valid.indptr) > 0)
     held = data.valid[users]
     lines = [f"  MostPop (training popularity) valid recall@{K} {most_popular_recall(data, users):.4f}"]
+    rows: list[tuple[int, float, float, int, int]] = []
     previous: set[int] = set()
     metric = spec.resolved()[1].metric
 
@@ -123,17 +138,25 @@ def epoch_trace(spec: RunSpec, data: Dataset, epochs: int) -> list[str]:
         nonlocal previous
         top, mean_score = top_lists(model, data, users)
         shared = np.argsort(-mean_score)[:K]
-        overlap = np.isin(top, shared).mean()
-        row = history[-1]
-        lines.append(
-            f"  epoch {row['epoch']:3d}  valid {metric} {row[f'valid_{metric}']:.4f}  "
-            f"overlap with the shared top {K} {overlap:.1%}  shared top {K} changed "
-            f"{len(set(shared.tolist()) - previous) if previous else K:2d}  its valid hits {int(held[:, shared].sum()):4d}"
-        )
+        changed = len(set(shared.tolist()) - previous) if previous else K
         previous = set(shared.tolist())
+        # validation items are never training items, so the shared list's hits need no mask
+        row = (
+            history[-1]["epoch"],
+            history[-1][f"valid_{metric}"],
+            np.isin(top, shared).mean(),
+            changed,
+            int(held[:, shared].sum()),
+        )
+        lines.append(
+            f"  epoch {row[0]:3d}  valid {metric} {row[1]:.4f}  overlap with the shared top {K} {row[2]:.1%}  "
+            f"shared top {K} changed {row[3]:2d}  its valid hits {row[4]:4d}"
+        )
+        rows.append(row)
 
-    # validation items are never training items, so the shared list's hits need no mask
     trained(spec, data, epochs, probe=measure)  # the record's epochs: its early stop ends there too
+    if len(rows) > 6:
+        lines.append(trace_summary(rows))
     return lines
 
 

@@ -56,3 +56,12 @@ def test_most_popular_recall_by_hand() -> None:
     valid[2, 24] = 1  # a hit
     data = SimpleNamespace(train=train.tocsr(), valid=valid.tocsr())
     assert hit_ranks.most_popular_recall(data, np.arange(3)) == pytest.approx((0.5 + 0.0 + 1.0) / 3)
+
+
+def test_trace_summary_by_hand() -> None:
+    # epochs 1-2 skipped; recall peaks at epoch 4; hits move with recall (corr 1)
+    rows = [(1, 0.0, 0.5, 20, 0), (2, 0.0, 0.5, 3, 0), (3, 0.1, 0.6, 2, 10), (4, 0.3, 0.8, 4, 30), (5, 0.2, 0.7, 0, 20)]
+    line = hit_ranks.trace_summary(rows, skip=2)
+    assert "epochs 3-5: overlap 70% (60%-80%)" in line
+    assert "changed 2.0 per epoch" in line and "corr(recall, its valid hits) 1.00" in line
+    assert "mean |change of recall| 0.1500" in line and "best epoch 4: 0.1000 / 0.2000" in line
