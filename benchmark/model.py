@@ -28,6 +28,14 @@ class Batch:
     pos: Tensor
     neg: Tensor
 
+    def __post_init__(self) -> None:
+        # a model fails on these deep inside (MMIL: an IndexError in a reduction); say what is wrong
+        n = len(self.users)
+        if n == 0:
+            raise ValueError("empty batch: no (user, positive, negative) examples")
+        if len(self.pos) != n or len(self.neg) != n:
+            raise ValueError(f"batch of {n} users with {len(self.pos)} positives and {len(self.neg)} negative rows")
+
     def to(self, device: torch.device) -> Batch:
         return Batch(self.users.to(device), self.pos.to(device), self.neg.to(device))
 
