@@ -29,9 +29,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from torch import nn
 
 from ..data import Dataset, load_dataset
+from ..evaluator import evaluate
+from ..model import Recommender
 from ..registry import get_model
 from ..trainer import seed_everything, train
 from .spec import RunSpec
@@ -94,20 +98,27 @@ def describe(top: np.ndarray, mean_score: np.ndarray, data: Dataset, users: np.n
     ]
 
 
-def most_popular_recall(data: Dataset, users: np.ndarray, split: str = "valid") -> float:
-    """Recall@K of ranking every user's unseen items by training popularity (MostPop), over
-    ``users``, each of which must hold items in ``split``."""
-    pop = np.asarray(data.train.sum(0), dtype=float).ravel()
-    held = getattr(data, split)
-    total = 0.0
-    for s in range(0, len(users), 1024):
-        u = users[s : s + 1024]
-        scores = np.tile(pop, (len(u), 1))
-        scores[data.train[u].nonzero()] = -1.0
-        top = np.argpartition(-scores, K, axis=1)[:, :K]  # the K largest, any order
-        truth = held[u]
-        total += (np.asarray(truth[np.arange(len(u))[:, None], top].sum(1)).ravel() / np.diff(truth.indptr)).sum()
-    return total / len(users)
+class MostPop(Recommender):
+    """Every user's unseen items ranked by training popularity: a parameter-free scorer, so its
+    recall comes from the suite's evaluator with the models' tie rule (a tied item counts ahead)."""
+
+    name = "mostpop"
+
+    def __init__(self, train: sp.csr_matrix) -> None:
+        nn.Module.__init__(self)  # no Dataset or Config: nothing to build or train
+        self.register_buffer("popularity", torch.from_numpy(np.asarray(train.sum(0), dtype=np.float32).ravel()))
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self.popularity.repeat(len(users), 1)  # a copy: the evaluator writes its mask in place
+
+    @property
+    def device(self) -> torch.device:
+        return self.popularity.device
+
+
+def most_popular_recall(data: Dataset, split: str = "valid") -> float:
+    """MostPop's Recall@K over the users with ``split`` items, training items masked."""
+    return evaluate(MostPop(data.train), data, split, ks=(K,)).mean[f"recall@{K}"]
 
 
 def trace_summary(rows: list[tuple[int, float, float, int, int]], skip: int = 4) -> str:
@@ -129,7 +140,7 @@ def epoch_trace(spec: RunSpec, data: Dataset, epochs: int) -> list[str]:
     after one with MostPop's validation Recall@K for scale, and a `trace_summary` line last."""
     users = np.flatnonzero(np.diff(data.valid.indptr) > 0)
     held = data.valid[users]
-    lines = [f"  MostPop (training popularity) valid recall@{K} {most_popular_recall(data, users):.4f}"]
+    lines = [f"  MostPop (training popularity) valid recall@{K} {most_popular_recall(data):.4f}"]
     rows: list[tuple[int, float, float, int, int]] = []
     previous: set[int] = set()
     metric = spec.resolved()[1].metric
