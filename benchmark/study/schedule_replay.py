@@ -1,5 +1,6 @@
 """Replay the recorded durations of an artefact's runs through N greedy workers: the finishing
-time in spec order against longest first (``study.execute``'s order under ``--jobs N``).
+time in spec order against longest first (``study.execute``'s order under ``--jobs N``), by the
+records and, as on a fresh clone with none, by the models' cost prior alone.
 
     python -m benchmark.schedule_replay [--workers 2 4]
 
@@ -38,15 +39,18 @@ def main(argv: list[str] | None = None) -> None:
     seconds = {store.key(s): r.total_seconds for s in specs if (r := store.get(s)) is not None}
     have = [s for s in specs if store.key(s) in seconds]
     ordered = longest_first(have, History(store.all()))
+    by_prior = longest_first(have, History([]))
     total = sum(seconds.values())
     print(f"run_all.py --all: {len(specs)} runs, {len(have)} recorded, {total / 3600:.2f} h in one process")
     for n in args.workers:
         spec_order = finishing_time([seconds[store.key(s)] for s in have], n)
         longest = finishing_time([seconds[store.key(s)] for s in ordered], n)
+        prior = finishing_time([seconds[store.key(s)] for s in by_prior], n)
         bound = max(total / n, max(seconds.values()))
         print(
-            f"{n} workers: spec order {spec_order / 3600:.2f} h, longest first {longest / 3600:.2f} h, "
-            f"lower bound {bound / 3600:.2f} h"
+            f"{n} workers: spec order {spec_order / 60:.1f} min, longest first {longest / 60:.1f} min "
+            f"(by the prior alone {prior / 60:.1f} min), "
+            f"lower bound {bound / 60:.1f} min"
         )
 
 

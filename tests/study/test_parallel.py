@@ -138,6 +138,9 @@ def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
     assert history.estimate(bpr).typical_seconds == pytest.approx(2.0)  # type: ignore[union-attr]  # uncapped preferred
     assert history.estimate(new) is None
     assert longest_first([bpr, small, big, new], history) == [new, big, small, bpr]
+    # with no records at all (a fresh clone): by the prior, a model it does not know first
+    hcgcn, mine = RunSpec("synthetic-tiny", "hcgcn", 1), RunSpec("synthetic-tiny", "my-model", 1)
+    assert longest_first([new, bpr, hcgcn, small, mine], History([])) == [mine, hcgcn, small, bpr, new]
 
 
 def test_a_run_recorded_meanwhile_is_not_trained_again(tmp_path: Path) -> None:
