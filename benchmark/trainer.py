@@ -48,6 +48,7 @@ class TrainResult:
     resumed: int = 0
     seconds_before_resume: float = 0.0  # training and evaluation time restored from a checkpoint
     pruned: bool = False  # stopped by the caller's ``stop`` rule (a search's pruner)
+    origin: str = ""  # the run whose finished training this one took over (`hand_over`)
 
 
 def seed_everything(seed: int) -> None:
@@ -136,6 +137,7 @@ class _Progress:
     stopped_early: bool = False
     pruned: bool = False
     resumed: int = 0
+    origin: str = ""
 
 
 def save_checkpoint(
@@ -158,6 +160,10 @@ def save_checkpoint(
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "progress": progress.__dict__,
     }
+    _save_atomic(state, path)
+
+
+def _save_atomic(state: dict[str, object], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
@@ -179,6 +185,21 @@ def load_checkpoint(
     progress = _Progress(**state["progress"])
     progress.resumed += 1
     return progress
+
+
+def hand_over(source: Path, target: Path, origin: str) -> None:
+    """Move a finished run's checkpoint (saved at the end of its training) to ``target``, the
+    checkpoint path of a run with the same training that also reads the test split; that run
+    resumes from it, trains nothing and tests the same best state. ``origin`` (the finished
+    run's record key) goes into the checkpoint and on into the result, so the record says whose
+    training it holds."""
+    state = torch.load(source, map_location="cpu", weights_only=False)
+    progress = _Progress(**state["progress"])
+    if progress.pruned or progress.best_state is None:
+        raise ValueError(f"{source}: not the checkpoint of a finished run")
+    state["progress"]["origin"] = origin
+    _save_atomic(state, target)
+    source.unlink()
 
 
 def train(
@@ -205,7 +226,9 @@ def train(
     history, early-stopping state) is saved there after an epoch once ``checkpoint_seconds`` have
     passed since the last save (0: every epoch), and a checkpoint found there at the start is
     resumed from: the run then finishes with exactly the numbers of an uninterrupted one. The
-    checkpoint is removed once the test split has been read.
+    state at the end of training is saved too (so a kill while testing loses no training, and a
+    search's finished point can `hand_over` its training); the caller removes the checkpoint
+    once the run is recorded.
     """
     device = model.device
     rng = np.random.default_rng(seed)
@@ -223,6 +246,7 @@ def train(
         if log:
             log(f"{label} resumed from {checkpoint} after epoch {p.epoch}")
     last_save = time.perf_counter()
+    first_epoch = p.epoch
     t_start = time.perf_counter() - p.train_time - p.eval_time
     while not p.stopped_early and not p.pruned and p.epoch < cfg.max_epochs:
         epoch = p.epoch + 1
@@ -269,6 +293,8 @@ def train(
             save_checkpoint(checkpoint, model, opt, sched, rng, p)
             last_save = time.perf_counter()
 
+    if checkpoint is not None and not p.pruned and p.epoch > first_epoch:
+        save_checkpoint(checkpoint, model, opt, sched, rng, p)
     if p.best_state is None:
         raise RuntimeError(f"{label}: no validation was run")
     model.load_state_dict(p.best_state)
@@ -295,5 +321,6 @@ def train(
         resumed=p.resumed,
         seconds_before_resume=before,
         pruned=p.pruned,
+        origin=p.origin,
     )
     return result

@@ -134,6 +134,7 @@ def run_one(
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
         resumed=result.resumed,
         pruned=result.pruned,
+        continued_from=result.origin,
     )
     return record
 

@@ -61,6 +61,9 @@ class Record:
     finished: str
     resumed: int = 0  # times the run resumed from a checkpoint
     pruned: bool = False  # a search's pruner stopped it (`benchmark.study.search`)
+    # the key of the search run whose finished training this run took over: it trained nothing
+    # and read the test split once with that run's best state (`benchmark.study.search`)
+    continued_from: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer writer, kept as they are
 
     @property

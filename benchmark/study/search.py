@@ -12,7 +12,9 @@ exactly, and trains only what is missing. A point already run outside the search
 Table 2 run at the same settings) is not trained again: its first epochs are exactly those the
 search would train, so its record is replayed through the pruner and cut where it stops. A search's runs never read the test split
 (`trainer.train(read_test=False)`); the choice is the finished point with the best validation
-metric of its restored best epoch.
+metric of its restored best epoch. Its training is not repeated either: its final state becomes
+the checkpoint of the same point run outside the search (seed 0 of the tuned tables), which
+reads the test split once from it, and whose record names the search run (`continued_from`).
 
 Optuna is used for the pruning rule only (its in-memory study is rebuilt from the records each
 time), because its trial storage cannot hold what a record holds and the run store is the one
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..trainer import hand_over
 from .execute import run_one
 from .record import Record
 from .spec import RunSpec
@@ -157,7 +160,8 @@ def run_search(
         if record is None:
             record = run_one(spec, store, device, log, checkpoint_seconds, stop=stop)
             store.put(record)
-            store.checkpoint_path(spec).unlink(missing_ok=True)
+            if record.pruned:  # a finished point keeps its final state until the choice is made
+                store.checkpoint_path(spec).unlink(missing_ok=True)
             pruned = record.pruned
         else:
             # the pruner's state is rebuilt from the record: the same reports give the same decisions
@@ -187,4 +191,21 @@ def run_search(
             )
     finished = [t for t in trials if not t.pruned]
     best = max(finished, key=lambda t: t.valid)
+    _hand_over_best(trials, best, store)
     return SearchResult(specs[0].search, trials, best)
+
+
+def _hand_over_best(trials: list[Trial], best: Trial, store: RunStore) -> None:
+    """The chosen point's training, saved at its end, becomes the checkpoint of the same run
+    outside the search (seed 0 of the tuned Table 2), which then only reads the test split: a
+    second training would give the same weights to the last bit. The other points' final states
+    are removed."""
+    for t in trials:
+        source = store.checkpoint_path(t.record.spec)
+        if not t.record.spec.search or not source.is_file():
+            continue
+        target = replace(t.record.spec, search="")
+        if t is best and store.get(target) is None and not store.checkpoint_path(target).exists():
+            hand_over(source, store.checkpoint_path(target), t.record.key)
+        else:
+            source.unlink()

@@ -10,11 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+import benchmark.trainer as trainer
 from benchmark.registry import model_names
 from benchmark.study.execute import execute, run_one
 from benchmark.study.spec import RunSpec
@@ -51,6 +53,27 @@ def test_resumed_run_equals_an_uninterrupted_one(model: str, tmp_path: Path) -> 
     resumed = run_one(spec, store, "cpu", log=None, checkpoint_seconds=0)
     assert resumed.resumed == 1
     assert resumed.numbers() == whole.numbers()
+
+
+@pytest.mark.parametrize("model", model_names())
+def test_a_run_taking_over_a_finished_training_equals_a_whole_run(
+    model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search's finished point hands its final state to the same run outside the search: that
+    run trains nothing, and its record equals one that trained from scratch."""
+    torch.set_num_threads(1)
+    spec = RunSpec("synthetic-tiny", model, 0, epochs=EPOCHS)
+    whole = run_one(spec, RunStore(tmp_path / "whole"), "cpu", log=None)
+    store = RunStore(tmp_path / "search")
+    searched = replace(spec, search="grid")
+    point = run_one(searched, store, "cpu", log=None)
+    assert point.test == {} and store.checkpoint_path(searched).is_file()
+    trainer.hand_over(store.checkpoint_path(searched), store.checkpoint_path(spec), point.key)
+    assert not store.checkpoint_path(searched).exists()
+    monkeypatch.setattr(trainer, "run_epoch", lambda *a, **k: pytest.fail("trained again"))
+    took = run_one(spec, store, "cpu", log=None)
+    assert took.continued_from == point.key and whole.continued_from == ""
+    assert took.numbers() == whole.numbers()
 
 
 def test_driver_killed_mid_run_resumes_to_the_same_record(tmp_path: Path) -> None:

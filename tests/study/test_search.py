@@ -161,3 +161,19 @@ def test_a_search_killed_mid_point_resumes_to_the_same_choice(tmp_path: Path, no
     assert resumed.trials[0].record.resumed == 1
     assert resumed.summary() == whole.summary()
     assert [t.record.numbers() for t in resumed.trials] == [t.record.numbers() for t in whole.trials]
+
+
+def test_the_choice_hands_its_training_to_seed_0_of_the_table(tmp_path: Path, no_test_split: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store = RunStore(tmp_path / "search")
+    result = _search(store)
+    table = replace(result.best.record.spec, search="")
+    # the choice's final state is now the table run's checkpoint; every other point's is gone
+    assert store.checkpoint_path(table).is_file()
+    assert [p.name for p in (tmp_path / "search" / "checkpoints").iterdir()] == [store.checkpoint_path(table).name]
+    monkeypatch.setattr(trainer, "evaluate", trainer_evaluate)  # the table run reads the test split
+    monkeypatch.setattr(trainer, "run_epoch", lambda *a, **k: pytest.fail("the choice was trained again"))
+    [took] = execute.execute([table], store, "cpu", verbose=False)
+    monkeypatch.undo()
+    fresh = execute.run_one(table, RunStore(tmp_path / "fresh"), "cpu", None)
+    assert took.continued_from == result.best.record.key and took.numbers() == fresh.numbers()
+    assert not store.checkpoint_path(table).exists()
