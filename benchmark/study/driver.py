@@ -221,8 +221,12 @@ def plan(arts: list[Artefact], store: RunStore) -> list[str]:
                     continue
                 typical += e.typical_seconds
                 worst += e.worst_seconds
+            # a killed run, or seed 0 of a tuned table handed its search point's training: the
+            # estimate still counts them whole
+            resuming = sum(store.checkpoint_path(s).is_file() for s in todo)
             lines.append(
                 f"{a.name} / {d}: {len(specs)} runs, {len(specs) - len(todo)} recorded or shared, {len(todo)} to run"
+                + (f" ({resuming} from a checkpoint)" if resuming else "")
             )
     lines.append(
         f"to run: about {typical / 3600:.1f} h in one process if runs stop where recorded ones did, "

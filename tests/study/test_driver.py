@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.study.spec import RunSpec
+from benchmark.study.store import RunStore
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -109,6 +112,11 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     assert "Table 2 / synthetic-tiny: 1 runs, 0 recorded or shared, 1 to run" in before.stdout
     assert "1 run(s) of a dataset and model with no record" in before.stdout
     assert not (tmp_path / "results" / "runs").exists() or not any((tmp_path / "results" / "runs").iterdir())
+    ckpt = RunStore(tmp_path / "results" / "runs").checkpoint_path(RunSpec("synthetic-tiny", "bpr", 0, epochs=2))
+    ckpt.parent.mkdir(parents=True)
+    ckpt.touch()  # a run in progress
+    assert "1 to run (1 from a checkpoint)" in run([*base, "--plan"], tmp_path).stdout
+    ckpt.unlink()
     assert run(base, tmp_path).returncode == 0
     after = run([*base, "--plan"], tmp_path).stdout
     assert "1 recorded or shared, 0 to run" in after and "about 0.0 h" in after
