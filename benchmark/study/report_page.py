@@ -160,6 +160,15 @@ def write_report(
         + ".",
         "",
     ]
+    continued = [r for r in records if r.continued_from]
+    if continued:
+        # their training ran in the search; its record names the commit that trained
+        out += [
+            f"{len(continued)} of the runs took over the finished training of their search's chosen point "
+            "and only read the test split (each record's `continued_from` names the search run; a "
+            "from-scratch run gives the same numbers).",
+            "",
+        ]
     tuned = {
         (r.spec.dataset, r.spec.model): {**r.spec.config, **r.spec.train}
         for r in records

@@ -153,12 +153,18 @@ def test_tune_chooses_on_validation(tmp_path: Path) -> None:
         ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2", "--quiet"], tmp_path
     )
     assert res.returncode == 0, res.stderr
-    # ... in a run of its own: the search's runs never read the test split, so none is reused
+    # ... in a record of its own (the search's runs never read the test split), which took over
+    # the chosen point's finished training, and the report says so
     (table_run,) = [
         r for p in (tmp_path / "results" / "runs").glob("*.json.gz") if not (r := read_record(p)).spec.search
     ]
     assert {**table_run.spec.config, **table_run.spec.train} == chosen["config"]
     assert table_run.test and all(not r.test for r in recs)
+    [best] = [t for t in chosen["trials"] if t["point"] == chosen["config"]]
+    assert table_run.continued_from == best["key"]
+    report = ["--report", "--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"]
+    assert _driver(report, tmp_path).returncode == 0
+    assert "1 of the runs took over the finished training" in (tmp_path / "results" / "REPORT.md").read_text()
 
 
 def test_tune_runs_several_models_in_order(tmp_path: Path) -> None:
