@@ -397,7 +397,9 @@ def check(opts: Options) -> int:
 def verify(opts: Options) -> int:
     """Retrain ``opts.verify`` committed runs (random, or the cheapest first within
     ``opts.verify_budget`` minutes) in a scratch store, each with its record's torch thread count,
-    and report whether each reproduces its record's numbers to the last digit."""
+    and report whether each reproduces its record's numbers to the last digit. A search's point
+    is retrained as the search ran it: a pruned one stops where its pruner stopped it, and none
+    reads the test split (its validation Recall@20 is what the line shows)."""
     store = RunStore(runs_dir(), opts.data_root)
     records = list(store.all())
     if not records:
@@ -419,8 +421,12 @@ def verify(opts: Options) -> int:
         for n, r in enumerate(chosen, 1):
             t = time.perf_counter()
             # records made before the spec named its threads carry the count in torch_threads
-            new = run_one(replace(r.spec, threads=r.torch_threads), scratch, opts.device, None if opts.quiet else log)
+            stop = (lambda history, n=r.epochs_run: len(history) >= n) if r.pruned else None
+            new = run_one(
+                replace(r.spec, threads=r.torch_threads), scratch, opts.device, None if opts.quiet else log, stop=stop
+            )
             mine, theirs = new.numbers(), r.numbers()
+            split = "test" if r.test else "valid"
             diff = [k for k in theirs if mine[k] != theirs[k]]
             same = not diff
             failed += not same
@@ -430,8 +436,8 @@ def verify(opts: Options) -> int:
                 + (
                     "reproduced exactly"
                     if same
-                    else f"DIFFERS in {', '.join(diff)} (test recall@20 "
-                    f"{new.test['recall@20']!r} against {r.test['recall@20']!r})"
+                    else f"DIFFERS in {', '.join(diff)} ({split} recall@20 "
+                    f"{getattr(new, split).get('recall@20')!r} against {getattr(r, split).get('recall@20')!r})"
                 ),
                 flush=True,
             )

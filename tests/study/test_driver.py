@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.study.spec import RunSpec
-from benchmark.study.store import RunStore
+from benchmark.study.store import RunStore, read_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,3 +195,14 @@ def test_report_check_and_verify(tmp_path: Path) -> None:
     record.unlink()
     gone = run(["--report", "--check"], tmp_path)
     assert gone.returncode == 1 and f"{record.name}: missing, and artefacts were rendered from it" in gone.stderr
+
+
+def test_verify_retrains_search_points_as_the_search_ran_them(tmp_path: Path) -> None:
+    """A pruned point stops where its pruner stopped it, and no point reads the test split."""
+    tune = ["--tune", "bpr", "--grid", "lr=1e-2,1e-6", "--datasets", "synthetic-tiny", "--epochs", "8", "--quiet"]
+    assert run(tune, tmp_path).returncode == 0
+    records = [read_record(p) for p in (tmp_path / "results" / "runs").glob("*.json.gz")]
+    assert any(r.pruned for r in records) and any(not r.pruned for r in records)
+    verified = run(["--verify", str(len(records)), "--verify-budget", "60", "--quiet"], tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"{len(records)} of {len(records)} runs reproduced exactly" in verified.stdout
