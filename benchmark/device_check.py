@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     failed = []
     args.models = args.models or model_names()
+    if not args.models:
+        p.error("no model is registered: nothing to check")
     total = len(args.datasets) * len(args.models)
     for d in args.datasets:
         for m in args.models:

@@ -16,6 +16,7 @@ from .model import Recommender
 
 _MODELS: dict[str, type[Recommender]] = {}
 ENTRY_POINT_GROUP = "mmil_bench.models"
+BUILTIN_PACKAGES = ["baselines", "mmil"]
 _EXTRA_PACKAGES: list[str] = []
 
 M = TypeVar("M", bound=type[Recommender])
@@ -44,8 +45,10 @@ def add_model_package(name: str) -> None:
 
 
 def model_packages() -> list[str]:
+    # the suite's own packages are named here too: a checkout run without `pip install` (a
+    # cluster node, a copied tree) has no entry points and would otherwise find no model at all
     declared = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
-    return list(dict.fromkeys(declared + _EXTRA_PACKAGES))
+    return list(dict.fromkeys(BUILTIN_PACKAGES + declared + _EXTRA_PACKAGES))
 
 
 def _import_all() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import ROOT, figures_dir, results_dir, tagged
+from ..trainer import resolve_device
 from . import experiments, tables, tuning
 from .definition import ABLATION_METRICS, ABLATION_SEEDS, FOCUS, TABLE2_METRICS, TABLE2_MODELS, VARIANTS
 from .record import Record
@@ -73,6 +74,7 @@ class Artefact:
         caps = sorted({r.spec.epochs for r in records if r.spec.epochs is not None})
         precisions = sorted({r.spec.precision for r in records})
         threads = sorted({r.spec.threads for r in records})
+        devices = sorted({r.spec.device for r in records})
         real = any(not r.dataset.synthetic for r in records)
         models = list(dict.fromkeys(r.spec.model for r in records))
         subset = bool(self.models) and set(models) != set(self.models)
@@ -84,6 +86,7 @@ class Artefact:
             + (["--epochs", str(caps[0])] if len(caps) == 1 else [])
             + (["--precision", precisions[0]] if precisions != ["fp32"] else [])
             + (["--threads", str(threads[0])] if threads != [1] else [])
+            + (["--device", devices[0]] if devices != ["cpu"] else [])
             + (["--untuned"] if untuned else [])
             + (["--mask-valid-at-test"] if any(r.spec.mask_valid_at_test for r in records) else [])
             + (["--data-root", display_path(data_root)] if real else [])
@@ -191,8 +194,9 @@ def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefac
 
 
 def protocol(opts: Options, specs: list[RunSpec]) -> list[RunSpec]:
-    """The command line's precision and thread count, set on every run it asks for."""
-    return [replace(s, precision=opts.precision, threads=opts.threads) for s in specs]
+    """The command line's precision, thread count and kind of device, set on every run it asks for."""
+    device = resolve_device(opts.device).type
+    return [replace(s, precision=opts.precision, threads=opts.threads, device=device) for s in specs]
 
 
 def log(msg: str) -> None:

@@ -78,6 +78,9 @@ def record_in_manifest(
 ) -> None:
     options = {k: v for k, v in asdict(opts).items() if k in RENDER_OPTIONS}
     options.update(datasets=datasets, models=models, data_root=display_path(opts.data_root), report=True)
+    # the kind, not "auto": re-rendered on another machine, the artefact must find the same records
+    if (device := resolve_device(opts.device).type) != "cpu":
+        options["device"] = device
     entry = {"options": options, "records": sorted(set(keys))}
     manifest = load_manifest()
     for f in files:
@@ -369,7 +372,8 @@ def check(opts: Options) -> int:
                     ]
                     continue
                 names = {f.name for f in fields(Options)}
-                o = replace(Options(), **{k: v for k, v in entry["options"].items() if k in names})
+                # an entry without a device was rendered from CPU records
+                o = replace(Options(), **{"device": "cpu", **{k: v for k, v in entry["options"].items() if k in names}})
                 o.data_root = (ROOT / o.data_root) if not Path(o.data_root).is_absolute() else Path(o.data_root)
                 o.quiet = True
                 try:
@@ -423,7 +427,11 @@ def verify(opts: Options) -> int:
             # records made before the spec named its threads carry the count in torch_threads
             stop = (lambda history, n=r.epochs_run: len(history) >= n) if r.pruned else None
             new = run_one(
-                replace(r.spec, threads=r.torch_threads), scratch, opts.device, None if opts.quiet else log, stop=stop
+                replace(r.spec, threads=r.torch_threads),
+                scratch,
+                "cpu" if r.spec.device == "cpu" else opts.device,
+                None if opts.quiet else log,
+                stop=stop,
             )
             mine, theirs = new.numbers(), r.numbers()
             split = "test" if r.test else "valid"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import config_dict
+from ..config import ConfigError, config_dict
 from ..data import load_dataset
 from ..paths import ROOT
 from ..registry import get_model
@@ -81,6 +81,8 @@ def run_one(
     data = load_dataset(spec.dataset, store.data_root)
     mcfg, tcfg = spec.resolved()
     dev = resolve_device(device)
+    if dev.type != spec.device:
+        raise ConfigError(f"{spec.label()}: the run is specified on {spec.device}, asked to train on {dev}")
     seed_everything(spec.seed)
     cls = get_model(spec.model)
     t0 = time.perf_counter()

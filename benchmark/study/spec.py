@@ -30,7 +30,11 @@ class RunSpec:
     part of the spec (1 by default: the suite parallelises across runs, and one thread gives a
     run the same numbers on a laptop and on a 64-core node). ``search`` names the hyper-parameter
     search a run belongs to (`benchmark.study.search`): its pruner may stop the run, which never
-    reads the test split, so its record is the search's and never a table's."""
+    reads the test split, so its record is the search's and never a table's. ``device`` is the
+    kind of device that trains it (``cpu`` or ``cuda``): kernels, their reduction order and a
+    kNN's choice among tied neighbours differ between the two, so a GPU's record is never taken
+    for a CPU's (measured: LATTICE's initial TikTok scores differ by 2.7 %, 34 of 6,710 item
+    rows picking another tied neighbour; `benchmark.device_check`)."""
 
     dataset: str
     model: str
@@ -42,6 +46,7 @@ class RunSpec:
     precision: str = "fp32"
     threads: int = 1
     search: str = ""
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if "max_epochs" in self.train:
@@ -52,6 +57,8 @@ class RunSpec:
             raise ConfigError(f"{self.label()}: precision must be fp32 or bf16, got {self.precision!r}")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise ConfigError(f"{self.label()}: threads must be a positive integer, got {self.threads!r}")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"{self.label()}: device must be cpu or cuda (a kind, not cuda:1), got {self.device!r}")
 
     def resolved(self) -> tuple[Any, TrainConfig]:
         cls = get_model(self.model)
@@ -66,6 +73,7 @@ class RunSpec:
         prec = "" if self.precision == "fp32" else f" {self.precision}"
         prec += "" if self.threads == 1 else f" {self.threads} threads"
         prec += f" search {self.search}" if self.search else ""
+        prec += "" if self.device == "cpu" else f" {self.device}"
         return f"[{self.dataset}/{self.model}{'(' + extra + ')' if extra else ''} seed {self.seed}{prec}]"
 
     def identity(self) -> str:
@@ -74,7 +82,7 @@ class RunSpec:
 
     def key(self, checksum: str) -> str:
         """The record's name, given the dataset's checksum (`RunStore.key` looks it up once per
-        dataset). fp32, one thread and no search add nothing to the hash, so keys made before those fields
+        dataset). fp32, one thread, no search and the CPU add nothing to the hash, so keys made before those fields
         existed hold."""
         mcfg, tcfg = self.resolved()
         ident = {
@@ -94,6 +102,8 @@ class RunSpec:
             ident["threads"] = self.threads
         if self.search:
             ident["search"] = self.search
+        if self.device != "cpu":
+            ident["device"] = self.device
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +118,7 @@ class RunSpec:
             "precision": self.precision,
             "threads": self.threads,
             "search": self.search,
+            "device": self.device,
         }
 
     @classmethod
@@ -123,4 +134,5 @@ class RunSpec:
             d.get("precision", "fp32"),
             int(d.get("threads", 1)),
             str(d.get("search", "")),
+            str(d.get("device", "cpu")),
         )

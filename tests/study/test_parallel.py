@@ -14,7 +14,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from benchmark.study.execute import execute
+from benchmark.config import ConfigError
+from benchmark.study.artefacts import Options, protocol
+from benchmark.study.execute import execute, run_one
 from benchmark.study.spec import RunSpec
 from benchmark.study.store import RunStore, read_record
 
@@ -60,6 +62,21 @@ def test_threads_are_part_of_the_run(tmp_path: Path) -> None:
     assert rec.torch_threads == 2 and rec.spec.threads == 2
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         replace(one, threads=0)
+
+
+def test_the_device_kind_is_part_of_the_run(tmp_path: Path) -> None:
+    # a GPU's numbers differ from a CPU's (kernels, a kNN's pick among tied neighbours): a CUDA
+    # record must never stand in for a CPU one, nor a CPU spec be trained on a GPU
+    store = RunStore(tmp_path)
+    cpu, gpu = specs()[0], replace(specs()[0], device="cuda")
+    legacy = RunSpec.from_json({k: v for k, v in cpu.to_json().items() if k != "device"})
+    assert store.key(legacy) == store.key(cpu) != store.key(gpu)
+    assert gpu.label().endswith(" cuda]") and "cuda" not in cpu.label()
+    with pytest.raises(ConfigError, match="specified on cuda, asked to train on cpu"):
+        run_one(gpu, store, "cpu", log=None)
+    with pytest.raises(ValueError, match="a kind, not cuda:1"):
+        replace(cpu, device="cuda:1")
+    assert {s.device for s in protocol(Options(device="cpu"), [gpu, cpu])} == {"cpu"}
 
 
 def test_resume_after_killed_driver(tmp_path: Path) -> None:
