@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from benchmark.device_check import main
+from benchmark.paths import ROOT
 
 
 def test_device_check_rows_and_failure(tmp_path: Path) -> None:
@@ -33,3 +37,15 @@ def test_device_check_rows_and_failure(tmp_path: Path) -> None:
         == 1
     )
     assert json.loads(out.read_text())[0]["ok"] is False
+
+
+def test_a_checkout_without_install_finds_every_model(tmp_path: Path) -> None:
+    # the device machine runs a copied tree with no entry points: it once found no model, so the
+    # check checked nothing and exited 0
+    code = (
+        "import importlib.metadata as m; m.entry_points = lambda **kw: []\n"
+        "from benchmark.registry import model_names; print(len(model_names()))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == 12
