@@ -7,6 +7,14 @@ users there and on the CPU from the same weights (they must agree: a tensor left
 a kernel that differs, shows up here), then time one training epoch and one full-ranking pass
 over the validation users on the device, and report the peak device memory. Every row goes to
 ``--out`` (JSON) as soon as it is measured, so a check cut short by a time limit keeps its rows.
+
+The models with a learned kNN item graph (LATTICE, MICRO, HCGCN) are the exception to equal
+scores: where the k-th and (k+1)-th cosine similarities of an item are tied (TikTok: 104 items
+share an acoustic vector) or one float32 step apart, ``topk`` keeps another neighbour on each
+device, and the scores around that item move (2.7 % on TikTok, first GPU check). Their rows
+count the items whose neighbours differ and how far the two devices' choices are from equally
+similar; a score difference is accepted when every such item is a tie to within
+``KNN_TIE_GAP``, and any other difference still fails.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .config import TrainConfig, build_config
 from .data import load_dataset
@@ -29,6 +38,23 @@ from .sampling import interaction_keys
 from .trainer import make_optimizer, peak_memory_mb, resolve_device, run_epoch, seed_everything
 
 PARITY_USERS = 256
+KNN_TIE_GAP = 1e-6
+
+
+def knn_flips(x: Tensor, here: Tensor, there: Tensor, k: int) -> tuple[int, float]:
+    """The rows whose neighbour sets differ between two k-neighbour graphs of ``x`` (sparse, k
+    entries a row, one built on each device), and the largest difference between the two sets'
+    sorted cosine similarities (computed here from ``x``) among them: about zero where each
+    device kept another of tied neighbours, large where one graph is wrong."""
+    n = x.shape[0]
+    # each row holds exactly k entries, and coalescing sorts them by (row, column)
+    cols = [g.coalesce().indices()[1].cpu().view(n, k) for g in (here, there)]
+    rows = (cols[0] != cols[1]).any(dim=1).nonzero().flatten()
+    if rows.numel() == 0:
+        return 0, 0.0
+    xn = torch.nn.functional.normalize(x.detach().cpu().float(), dim=1)
+    sims = [(xn[rows].unsqueeze(1) * xn[c[rows]]).sum(-1).sort(dim=1).values for c in cols]
+    return int(rows.numel()), float((sims[0] - sims[1]).abs().max())
 
 
 def _sync(device: torch.device) -> None:
@@ -50,6 +76,13 @@ def check_one(model_name: str, dataset: str, root: Path | None, device: torch.de
         here = model.score(users.to(device)).float().cpu()
         there = reference.score(users).float()
     parity = float((here - there).abs().max() / there.abs().max().clamp_min(1e-12))
+    flips, gap = 0, 0.0
+    if hasattr(model, "learned_knn"):
+        with torch.no_grad():
+            mine, theirs = model.feats.transformed(), reference.feats.transformed()
+            for m in theirs:
+                n, g = knn_flips(theirs[m], model.learned_knn(mine[m]), reference.learned_knn(theirs[m]), model.knn_k)
+                flips, gap = flips + n, max(gap, g)
     cfg = build_config(TrainConfig, cls.train_defaults)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -67,6 +100,8 @@ def check_one(model_name: str, dataset: str, root: Path | None, device: torch.de
         "dataset": dataset,
         "device": str(device),
         "score_parity_rel": parity,
+        "knn_rows_differing": flips,
+        "knn_similarity_gap": gap,
         "loss_finite": bool(np.isfinite(terms["loss"])),
         "epoch_s": epoch_s,
         "eval_s": val.seconds,
@@ -97,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = check_one(m, d, args.data_root, device)
             except Exception as e:  # one broken model must not hide the others' rows
                 row = {"model": m, "dataset": d, "device": str(device), "error": f"{type(e).__name__}: {e}"}
-            ok = "error" not in row and row["loss_finite"] and row["score_parity_rel"] <= args.tolerance
+            ties_only = row.get("knn_rows_differing", 0) > 0 and row.get("knn_similarity_gap", 1.0) <= KNN_TIE_GAP
+            ok = "error" not in row and row["loss_finite"] and (row["score_parity_rel"] <= args.tolerance or ties_only)
             row["ok"] = bool(ok)
             if not ok:
                 failed.append(f"{d}/{m}")
@@ -105,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.out:
                 args.out.write_text(json.dumps(rows, indent=1))
             shown = row.get("error") or (
-                f"parity {row['score_parity_rel']:.1e}  epoch {row['epoch_s']:.2f}s  "
+                f"parity {row['score_parity_rel']:.1e}"
+                + (f" (kNN: {row['knn_rows_differing']} tied rows)" if row["knn_rows_differing"] else "")
+                + f"  epoch {row['epoch_s']:.2f}s  "
                 f"eval {row['eval_s']:.2f}s  peak {row['peak_memory_mb']:.0f} MB"
             )
             print(f"[{len(rows)}/{total}] {d}/{m} on {device}: {'ok' if ok else 'FAILED'}  {shown}", flush=True)

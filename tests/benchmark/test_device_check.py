@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmark.device_check import main
+import torch
+
+from benchmark.device_check import KNN_TIE_GAP, knn_flips, main
+from benchmark.graphs import knn_graph
 from benchmark.paths import ROOT
 
 
@@ -47,5 +50,28 @@ def test_a_checkout_without_install_finds_every_model(tmp_path: Path) -> None:
         "from benchmark.registry import model_names; print(len(model_names()))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
     assert int(out.stdout) == 12
+
+
+def test_knn_flips_tells_a_tie_from_a_wrong_neighbour() -> None:
+    # item 0's second neighbour is item 1 or item 2, tied (equal vectors); item 3 is far off
+    x = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0], [0.0, 1.0]])
+    here = knn_graph(x, 2)
+    cols = here.coalesce().indices()[1].view(4, 2).clone()
+    tied, wrong = cols.clone(), cols.clone()
+    tied[0] = torch.tensor([0, 2 if 1 in cols[0] else 1])
+    wrong[0] = torch.tensor([0, 3])
+
+    def graph(c: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_coo_tensor(
+            torch.stack([torch.arange(4).repeat_interleave(2), c.flatten()]), torch.ones(8), (4, 4)
+        )
+
+    assert knn_flips(x, here, graph(cols), 2) == (0, 0.0)
+    n, gap = knn_flips(x, here, graph(tied), 2)
+    assert n == 1 and gap < KNN_TIE_GAP
+    n, gap = knn_flips(x, here, graph(wrong), 2)
+    assert n == 1 and abs(gap - 2**-0.5) < 1e-6
