@@ -69,18 +69,19 @@ def _round(a: np.ndarray) -> list[float]:
 def run_one(
     spec: RunSpec,
     store: RunStore,
-    device: str = "auto",
+    device: str | None = None,
     log: Log | None = stderr_log,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     stop: Callable[[list[dict[str, float]]], bool] | None = None,
 ) -> Record:
     """Train and test one run (resuming its checkpoint if the store holds one) at the spec's
-    thread count; returns its record, which the caller writes. A run of a search (``spec.search``)
-    never reads the test split, and ``stop`` (its pruner) may end it early."""
+    thread count, on ``device`` (``cuda:1``, say; by default the kind its spec names); returns its
+    record, which the caller writes. A run of a search (``spec.search``) never reads the test
+    split, and ``stop`` (its pruner) may end it early."""
     torch.set_num_threads(spec.threads)
     data = load_dataset(spec.dataset, store.data_root)
     mcfg, tcfg = spec.resolved()
-    dev = resolve_device(device)
+    dev = resolve_device(device or spec.device)
     if dev.type != spec.device:
         raise ConfigError(f"{spec.label()}: the run is specified on {spec.device}, asked to train on {dev}")
     seed_everything(spec.seed)
@@ -144,7 +145,7 @@ def run_one(
 def _worker(
     spec: RunSpec,
     store: RunStore,
-    device: str,
+    device: str | None,
     verbose: bool,
     force: bool = False,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
@@ -163,7 +164,7 @@ def unique(specs: Iterable[RunSpec]) -> list[RunSpec]:
 def execute(
     specs: Iterable[RunSpec],
     store: RunStore,
-    device: str = "auto",
+    device: str | None = None,
     jobs: int = 1,
     force: bool = False,
     verbose: bool = True,
@@ -195,7 +196,7 @@ def execute(
 def _run(
     todo: list[RunSpec],
     store: RunStore,
-    device: str,
+    device: str | None,
     jobs: int,
     force: bool,
     verbose: bool,

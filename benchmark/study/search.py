@@ -118,7 +118,7 @@ def run_search(
     points: list[Point],
     store: RunStore,
     pruning: Pruning,
-    device: str = "auto",
+    device: str | None = None,
     log: Callable[[str], None] | None = None,
     checkpoint_seconds: float = 300.0,
     progress: Callable[[str], None] | None = None,
