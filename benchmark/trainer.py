@@ -72,6 +72,12 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def device_kind(name: str) -> str:
+    """``cpu`` or ``cuda`` for a ``--device`` value; ``auto`` as `resolve_device` picks it. A named
+    kind needs no such device here: a GPU's records can be rendered on a CPU-only machine."""
+    return resolve_device(name).type if name == "auto" else torch.device(name).type
+
+
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20

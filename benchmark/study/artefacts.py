@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import ROOT, figures_dir, results_dir, tagged
-from ..trainer import resolve_device
+from ..trainer import device_kind
 from . import experiments, tables, tuning
 from .definition import ABLATION_METRICS, ABLATION_SEEDS, FOCUS, TABLE2_METRICS, TABLE2_MODELS, VARIANTS
 from .record import Record
@@ -195,7 +195,7 @@ def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefac
 
 def protocol(opts: Options, specs: list[RunSpec]) -> list[RunSpec]:
     """The command line's precision, thread count and kind of device, set on every run it asks for."""
-    device = resolve_device(opts.device).type
+    device = device_kind(opts.device)
     return [replace(s, precision=opts.precision, threads=opts.threads, device=device) for s in specs]
 
 

@@ -25,7 +25,7 @@ from ..atomic import write_text_atomic
 from ..data import available, real_datasets
 from ..paths import ROOT, figures_dir, results_dir, runs_dir
 from ..registry import UnknownModel, model_names
-from ..trainer import resolve_device
+from ..trainer import device_kind, resolve_device
 from . import tuning
 from .artefacts import Artefact, Options, build, display_path, log, protocol
 from .definition import SYNTHETIC_DEFAULT, TABLE2_MODELS
@@ -79,7 +79,7 @@ def record_in_manifest(
     options = {k: v for k, v in asdict(opts).items() if k in RENDER_OPTIONS}
     options.update(datasets=datasets, models=models, data_root=display_path(opts.data_root), report=True)
     # the kind, not "auto": re-rendered on another machine, the artefact must find the same records
-    if (device := resolve_device(opts.device).type) != "cpu":
+    if (device := device_kind(opts.device)) != "cpu":
         options["device"] = device
     entry = {"options": options, "records": sorted(set(keys))}
     manifest = load_manifest()
