@@ -2,8 +2,8 @@
 
 Used by ``run_all.py --plan`` (time left) and by ``study.execute`` (longest runs first when
 several processes share the work, so a long run started last does not set the finishing time).
-A run is compared with recorded runs of the same dataset and model, preferring those with the
-same configuration (a d=512 MMIL run costs several times a d=64 one): its typical time is as long
+A run is compared with recorded runs of the same dataset, model and kind of device (a GPU epoch
+is a fraction of a CPU one), preferring those with the same configuration (a d=512 MMIL run costs several times a d=64 one): its typical time is as long
 as those took (uncapped ones preferred), its worst their seconds per epoch times its epoch cap.
 """
 
@@ -39,16 +39,16 @@ def _setting(spec: RunSpec) -> str:
 
 
 class History:
-    """Recorded runs indexed by (dataset, model) and by setting."""
+    """Recorded runs indexed by (dataset, model, device kind) and by setting."""
 
     def __init__(self, records: Iterable[Record]) -> None:
-        self.by_model: dict[tuple[str, str], list[Record]] = {}
+        self.by_model: dict[tuple[str, str, str], list[Record]] = {}
         for r in records:
-            self.by_model.setdefault((r.spec.dataset, r.spec.model), []).append(r)
+            self.by_model.setdefault((r.spec.dataset, r.spec.model, r.spec.device), []).append(r)
 
     def estimate(self, spec: RunSpec) -> Estimate | None:
-        """None when no run of the spec's dataset and model is recorded."""
-        recs = self.by_model.get((spec.dataset, spec.model))
+        """None when no run of the spec's dataset and model is recorded on its kind of device."""
+        recs = self.by_model.get((spec.dataset, spec.model, spec.device))
         if not recs:
             return None
         setting = _setting(spec)

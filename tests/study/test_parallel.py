@@ -156,6 +156,7 @@ def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
     assert history.estimate(big).typical_seconds == pytest.approx(400.0)  # type: ignore[union-attr]
     assert history.estimate(bpr).typical_seconds == pytest.approx(2.0)  # type: ignore[union-attr]  # uncapped preferred
     assert history.estimate(new) is None
+    assert history.estimate(replace(small, device="cuda")) is None  # a CPU's times say nothing of a GPU's
     assert longest_first([bpr, small, big, new], history) == [new, big, small, bpr]
     # with no records at all (a fresh clone): by the prior, a model it does not know first
     hcgcn, mine = RunSpec("synthetic-tiny", "hcgcn", 1), RunSpec("synthetic-tiny", "my-model", 1)
