@@ -12,6 +12,8 @@ import pytest
 from benchmark.data import load_dataset, text_encoder
 from benchmark.data.movielens import load_movielens
 from benchmark.data.prepare import prepare_amazon
+from benchmark.paths import runs_dir
+from benchmark.study.store import RunStore
 
 from ..conftest import shared_data_or_skip
 from .raw_fixtures import DIM, write_raw
@@ -47,6 +49,10 @@ def test_movielens_loads_with_real_text_features() -> None:
     assert t.shape == (1682, 384) and "all-MiniLM-L6-v2" in ds.source
     # the default loader now finds them in the cache, without the encoder
     assert load_movielens(root / "ml-100k", "ml-100k").checksum == ds.checksum
+    # and they are the features the committed ML-100K records were trained on: a new encoder
+    # version or another machine's rounding would give every ML-100K run another key
+    recorded = {r.dataset.checksum for r in RunStore(runs_dir()).all() if r.spec.dataset == "ml-100k"}
+    assert recorded <= {ds.checksum}, f"committed ML-100K records name {recorded}, this encoder gives {ds.checksum}"
     # two Star Wars films are closer to each other than to a Western
     titles = pd.read_csv(root / "ml-100k" / "u.item", sep="|", header=None, encoding="latin-1")[1].tolist()
     sw, esb, other = (
