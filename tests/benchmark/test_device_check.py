@@ -6,10 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 
+import benchmark.device_check as dc
 from benchmark.device_check import KNN_TIE_GAP, knn_flips, main
 from benchmark.graphs import knn_graph
 from benchmark.paths import ROOT
@@ -75,3 +79,19 @@ def test_knn_flips_tells_a_tie_from_a_wrong_neighbour() -> None:
     assert n == 1 and gap < KNN_TIE_GAP
     n, gap = knn_flips(x, here, graph(wrong), 2)
     assert n == 1 and abs(gap - 2**-0.5) < 1e-6
+
+
+def test_a_score_difference_passes_only_when_ties_explain_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def row(gap: float, flips: int = 34) -> Callable[..., dict[str, Any]]:
+        return lambda m, d, root, device: {
+            "model": m, "dataset": d, "device": "cpu", "score_parity_rel": 0.027, "knn_rows_differing": flips,
+            "knn_similarity_gap": gap, "loss_finite": True, "epoch_s": 1.0, "eval_s": 0.1, "peak_memory_mb": 1.0,
+        }  # fmt: skip
+
+    out = tmp_path / "rows.json"
+    args = ["--device", "cpu", "--datasets", "synthetic-tiny", "--models", "lattice", "--out", str(out)]
+    monkeypatch.setattr(dc, "check_one", row(1e-7))
+    assert main(args) == 0 and json.loads(out.read_text())[0]["ok_by_knn_ties"] is True
+    for wrong in (row(0.3), row(0.0, flips=0)):  # a wrong neighbour, or a difference with no tie
+        monkeypatch.setattr(dc, "check_one", wrong)
+        assert main(args) == 1 and json.loads(out.read_text())[0]["ok"] is False
