@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..config import ConfigError, TrainConfig, build_config, config_dict
@@ -62,7 +62,12 @@ class RunSpec:
 
     def resolved(self) -> tuple[Any, TrainConfig]:
         cls = get_model(self.model)
-        mcfg = build_config(cls.Config, self.config, where=f"{self.model} config")
+        try:
+            mcfg = build_config(cls.Config, self.config, where=f"{self.model} config")
+        except ConfigError as e:
+            # a grid or tuned point mixes both kinds of key: name the trainer's too
+            train_keys = sorted(f.name for f in fields(TrainConfig))
+            raise ConfigError(f"{e}; or a training key: {train_keys}") from None
         tcfg = build_config(TrainConfig, {**cls.train_defaults, **self.train}, where=f"{self.model} train config")
         if self.epochs is not None:
             tcfg = build_config(TrainConfig, {**config_dict(tcfg), "max_epochs": min(self.epochs, tcfg.max_epochs)})

@@ -10,6 +10,7 @@ import torch
 from benchmark.config import ConfigError, TrainConfig, build_config
 from benchmark.data import DataError, from_triples, load_dataset
 from benchmark.registry import UnknownModel, get_model, model_names
+from benchmark.study.spec import RunSpec
 from benchmark.trainer import seed_everything, train
 
 MODELS = model_names()
@@ -63,6 +64,9 @@ def test_unknown_model_and_key() -> None:
         get_model("nope")
     with pytest.raises(ConfigError, match="unknown key"):
         build_config(get_model("lightgcn").Config, {"layers": 2})
+    # a grid point's key that is neither the model's nor the trainer's: both lists are named
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['lrr'\].*n_layers.*or a training key.*'lr'"):
+        RunSpec(model="lightgcn", dataset="synthetic-tiny", config={"lrr": 1e-3}).resolved()
 
 
 @pytest.mark.parametrize("name", [m for m in MODELS if get_model(m).requires_features])
