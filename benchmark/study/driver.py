@@ -33,11 +33,13 @@ from .estimate import History
 from .execute import execute, run_one
 from .record import Record
 from .search import Pruning, run_search
+from .search_report import render_searches
 from .spec import RunSpec
 from .store import RunStore
 
 # the options that decide what an invocation renders (the rest say how it trains)
 RENDER_OPTIONS = (
+    "tune",
     "table",
     "ablation",
     "figure",
@@ -176,7 +178,18 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
         if opts.plan:
             print("\n".join(search_plan(opts, store, datasets)))
         else:
-            tune(opts, store, datasets)
+            if not opts.report:
+                tune(opts, store, datasets)
+            files, keys = render_searches(tuning.load_tuned(), datasets, tuned_models(opts), opts.tag)
+            for p in files:
+                log(f"wrote {p}")
+            record_in_manifest(
+                files,
+                replace(opts, table=None, ablation=False, figure=None, sensitivity=False, all=False),
+                datasets,
+                tuned_models(opts),
+                keys,
+            )
     arts = build(opts, datasets, models)
     if not arts:
         return 0

@@ -86,13 +86,15 @@ def tuned_path() -> Path:
     return results_dir() / "tuned.json"
 
 
+def load_tuned() -> dict[str, dict[str, Any]]:
+    """results/tuned.json as stored: dataset -> model -> choice, summary and every point tried."""
+    path = tuned_path()
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_choices() -> dict[tuple[str, str], dict[str, Any]]:
     """(dataset, model) -> the chosen grid point (model and trainer keys together)."""
-    path = tuned_path()
-    if not path.is_file():
-        return {}
-    raw = json.loads(path.read_text())
-    return {(d, m): entry["config"] for d, models in raw.items() for m, entry in models.items()}
+    return {(d, m): entry["config"] for d, models in load_tuned().items() for m, entry in models.items()}
 
 
 def save_choice(dataset: str, model: str, result: SearchResult) -> None:

@@ -1,0 +1,137 @@
+"""The searches' audit (``results/searches.md``): per dataset and model, what its search tried,
+where the pruner stopped each point, and what it chose.
+
+A reviewer's question of a tuned table is whether every model had the same chance; the answer is
+in ``results/tuned.json`` (every point tried, its key, where it stopped, its best validation
+Recall@20), and this page lays it out, rendered from that file alone, so ``--report --check``
+re-renders it and a search landed without its page fails the check. Two flags per search:
+
+* ``at cap``: finished points that ran to their epoch cap (``max_epochs``) instead of stopping
+  early; such a point may still have been rising.
+* ``edge``: the chosen value of a key is the smallest or largest of the three or more values the
+  grid tried, so a better value may lie outside the grid (a two-valued key is always on an edge,
+  so it is not flagged).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..paths import results_dir
+from . import tables
+from .definition import TABLE2_MODELS
+from .search import Pruning
+from .spec import RunSpec
+from .tuning import split_point
+
+COLUMNS = [
+    "dataset",
+    "model",
+    "points",
+    "pruned",
+    "pruned_at",
+    "finished",
+    "at_cap",
+    "chosen",
+    "valid",
+    "epochs",
+    "edge",
+]
+
+
+def _epoch_cap(dataset: str, model: str, point: dict[str, Any]) -> int:
+    config, train = split_point(point)
+    return RunSpec(dataset, model, 0, config=config, train=train).resolved()[1].max_epochs
+
+
+def _edges(point: dict[str, Any], tried: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for key, value in point.items():
+        values = sorted({p[key] for p in tried if key in p})
+        if len(values) >= 3 and isinstance(value, (int, float)) and value in (values[0], values[-1]):
+            out.append(f"{key}={value:g} ({'smallest' if value == values[0] else 'largest'})")
+    return out
+
+
+def search_rows(tuned: dict[str, dict[str, Any]], datasets: list[str], models: list[str]) -> pd.DataFrame:
+    """One row per (dataset, model) search in ``tuned`` (the parsed tuned.json), in the given
+    orders; searches of other datasets or models are left out."""
+    rows = []
+    for d in datasets:
+        for m in models:
+            entry = tuned.get(d, {}).get(m)
+            if entry is None:
+                continue
+            trials = entry["trials"]
+            finished = [t for t in trials if not t["pruned"]]
+            stops = sorted({t["epochs"] for t in trials if t["pruned"]})
+            chosen = max(trials, key=lambda t: t["valid"])
+            rows.append(
+                {
+                    "dataset": d,
+                    "model": m,
+                    "points": len(trials),
+                    "pruned": sum(t["pruned"] for t in trials),
+                    "pruned_at": ", ".join(
+                        f"{e}: {sum(t['epochs'] == e for t in trials if t['pruned'])}" for e in stops
+                    ),
+                    "finished": len(finished),
+                    "at_cap": sum(t["epochs"] >= _epoch_cap(d, m, t["point"]) for t in finished),
+                    "chosen": ", ".join(
+                        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry["config"].items()
+                    ),
+                    "valid": entry["valid_recall@20"],
+                    "epochs": chosen["epochs"],
+                    "edge": "; ".join(_edges(entry["config"], [t["point"] for t in trials])),
+                }
+            )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def markdown(df: pd.DataFrame, command: str) -> str:
+    rule = Pruning()
+    rungs = ", ".join(str(rule.min_epochs * rule.reduction**k) for k in range(4))
+    out = [
+        "# The grid searches",
+        "",
+        f"Rendered from `results/tuned.json` (`{command}`). Each search ran its "
+        "model's grid on the validation split only (the test split is never read), stopping points by "
+        f"successive halving on the running best validation Recall@20 (rungs at {rungs}, ... epochs, keeping "
+        f"1 in {rule.reduction}); the chosen point has the best validation Recall@20 of all points. `pruned at`: points "
+        "stopped per epoch; `at cap`: finished points that ran to their epoch cap; `edge`: a chosen value "
+        "at the end of the three or more values tried.",
+    ]
+    for d, part in df.groupby("dataset", sort=False):
+        out += [
+            "",
+            f"## {d}",
+            "",
+            "| model | points | pruned (at epoch: points) | finished (at cap) | chosen | valid recall@20 | epochs run | edge |",
+            "|---|---:|---|---|---|---:|---:|---|",
+        ]
+        out += [
+            f"| {r.model} | {r.points} | {r.pruned} ({r.pruned_at or '-'}) | {r.finished} ({r.at_cap}) | "
+            f"{r.chosen} | {r.valid:.4f} | {r.epochs} | {r.edge or '-'} |"
+            for r in part.itertuples()
+        ]
+    if df.empty:
+        out += ["", "No search of these datasets and models is in `results/tuned.json`."]
+    return "\n".join(out) + "\n"
+
+
+def render_searches(
+    tuned: dict[str, dict[str, Any]], datasets: list[str], models: list[str], tag: str
+) -> tuple[list[Path], list[str]]:
+    """Write searches[-TAG].{md,csv}; returns the files and the keys of every point's record."""
+    df = search_rows(tuned, datasets, models)
+    command = " ".join(
+        ["python run_all.py --report --tune", *(["all"] if list(models) == list(TABLE2_MODELS) else models)]
+        + (["--datasets", *df.dataset.unique()] if not df.empty else [])
+        + (["--tag", tag] if tag else [])
+    )
+    keys = [t["key"] for d in df.dataset.unique() for m in df[df.dataset == d].model for t in tuned[d][m]["trials"]]
+    stem = results_dir() / ("searches" + (f"-{tag}" if tag else ""))
+    return tables.write_table(df, markdown(df, command), stem), keys
