@@ -180,7 +180,7 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
         else:
             if not opts.report:
                 tune(opts, store, datasets)
-            files, keys = render_searches(tuning.load_tuned(), datasets, tuned_models(opts), opts.tag)
+            files, keys = render_searches(tuning.load_tuned(), opts.tag)
             for p in files:
                 log(f"wrote {p}")
             record_in_manifest(

@@ -122,16 +122,14 @@ def markdown(df: pd.DataFrame, command: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_searches(
-    tuned: dict[str, dict[str, Any]], datasets: list[str], models: list[str], tag: str
-) -> tuple[list[Path], list[str]]:
-    """Write searches[-TAG].{md,csv}; returns the files and the keys of every point's record."""
+def render_searches(tuned: dict[str, dict[str, Any]], tag: str) -> tuple[list[Path], list[str]]:
+    """Write searches[-TAG].{md,csv} with every search in ``tuned`` (whatever a command line's
+    --datasets or --tune named: the page is the whole file's audit, not one invocation's);
+    returns the files and the keys of every point's record."""
+    datasets = sorted(tuned)
+    models = list(TABLE2_MODELS) + sorted({m for d in tuned.values() for m in d} - set(TABLE2_MODELS))
     df = search_rows(tuned, datasets, models)
-    command = " ".join(
-        ["python run_all.py --report --tune", *(["all"] if list(models) == list(TABLE2_MODELS) else models)]
-        + (["--datasets", *df.dataset.unique()] if not df.empty else [])
-        + (["--tag", tag] if tag else [])
-    )
-    keys = [t["key"] for d in df.dataset.unique() for m in df[df.dataset == d].model for t in tuned[d][m]["trials"]]
+    command = "python run_all.py --report --tune all" + (f" --tag {tag}" if tag else "")
+    keys = [t["key"] for d in datasets for m in models if m in tuned[d] for t in tuned[d][m]["trials"]]
     stem = results_dir() / ("searches" + (f"-{tag}" if tag else ""))
     return tables.write_table(df, markdown(df, command), stem), keys

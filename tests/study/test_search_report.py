@@ -64,6 +64,12 @@ def test_the_searches_page_renders_from_tuned_json_and_the_check_guards_it(tmp_p
     assert {t["key"] for t in trials} <= {p.name.removesuffix(".json.gz") for p in runs}
     assert "| bpr | 12 |" in page.read_text()
     assert run(["--report", "--check"], tmp_path).returncode == 0
+    # a later search of another model adds its row; the page keeps every search of tuned.json
+    other = ["--tune", "lightgcn", "--grid", "lr=1e-3,5e-3", "--datasets", "synthetic-tiny", "--epochs", "2"]
+    assert run([*other, "--quiet"], tmp_path).returncode == 0
+    text = page.read_text()
+    assert "| bpr | 12 |" in text and "| lightgcn | 2 |" in text
+    runs = sorted((tmp_path / "results" / "runs").glob("*.json.gz"))
 
     # --report renders from tuned.json and trains nothing (it used to run the searches)
     page.unlink()
