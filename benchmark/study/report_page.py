@@ -175,7 +175,11 @@ def write_report(
         if (r.spec.config or r.spec.train) and r.spec.model != FOCUS
     }
     if tuned:
-        out += ["Configurations chosen on validation (`--tune`):", ""]
+        out += [
+            "Configurations chosen on validation (`--tune`; every point each search tried, and where it "
+            "stopped, in `results/searches.md`):",
+            "",
+        ]
         out += [f"- {d} / {m}: `{c}`" for (d, m), c in sorted(tuned.items())] + [""]
     for stem, title in (("table2", "Table 2"), ("table3", "Table 3")):
         p = res / f"{tagged(stem, tag)}.md"

@@ -164,7 +164,8 @@ def test_tune_chooses_on_validation(tmp_path: Path) -> None:
     assert table_run.continued_from == best["key"]
     report = ["--report", "--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2"]
     assert _driver(report, tmp_path).returncode == 0
-    assert "1 of the runs took over the finished training" in (tmp_path / "results" / "REPORT.md").read_text()
+    page = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "1 of the runs took over the finished training" in page and "`results/searches.md`" in page
 
 
 def test_tune_runs_several_models_in_order(tmp_path: Path) -> None:
