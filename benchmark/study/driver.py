@@ -32,7 +32,7 @@ from .definition import SYNTHETIC_DEFAULT, TABLE2_MODELS
 from .estimate import History
 from .execute import execute, run_one
 from .record import Record
-from .search import Pruning, run_search
+from .search import Pruning, grid_points, run_search
 from .search_report import render_searches
 from .spec import RunSpec
 from .store import RunStore
@@ -269,7 +269,7 @@ def search_of(opts: Options, model: str, d: str) -> tuple[list[RunSpec], list[di
     """The runs of one search (``model``'s grid, or ``--grid``, on dataset ``d``), its grid points
     and its pruning rule."""
     grid = tuning.parse_grid(opts.grid) if opts.grid else tuning.grid_of(model)
-    pruning = Pruning()
+    pruning = Pruning().for_model(max(tuning.point_train_config(model, d, p).min_epochs for p in grid_points(grid)))
     specs, points = tuning.search_specs(model, d, grid, pruning, (opts.seeds or [0])[0], opts.epochs)
     return protocol(opts, specs), points, pruning
 

@@ -15,6 +15,7 @@ re-renders it and a search landed without its page fails the check. Two flags pe
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,12 @@ from ..paths import results_dir
 from . import tables
 from .definition import TABLE2_MODELS
 from .search import Pruning
-from .spec import RunSpec
-from .tuning import split_point
+from .tuning import point_train_config
 
 COLUMNS = [
     "dataset",
     "model",
+    "first_rung",
     "points",
     "pruned",
     "pruned_at",
@@ -40,11 +41,6 @@ COLUMNS = [
     "epochs",
     "edge",
 ]
-
-
-def _epoch_cap(dataset: str, model: str, point: dict[str, Any]) -> int:
-    config, train = split_point(point)
-    return RunSpec(dataset, model, 0, config=config, train=train).resolved()[1].max_epochs
 
 
 def _edges(point: dict[str, Any], tried: list[dict[str, Any]]) -> list[str]:
@@ -73,13 +69,14 @@ def search_rows(tuned: dict[str, dict[str, Any]], datasets: list[str], models: l
                 {
                     "dataset": d,
                     "model": m,
+                    "first_rung": int(re.search(r"min=(\d+)", entry["search"]).group(1)),
                     "points": len(trials),
                     "pruned": sum(t["pruned"] for t in trials),
                     "pruned_at": ", ".join(
                         f"{e}: {sum(t['epochs'] == e for t in trials if t['pruned'])}" for e in stops
                     ),
                     "finished": len(finished),
-                    "at_cap": sum(t["epochs"] >= _epoch_cap(d, m, t["point"]) for t in finished),
+                    "at_cap": sum(t["epochs"] >= point_train_config(m, d, t["point"]).max_epochs for t in finished),
                     "chosen": ", ".join(
                         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry["config"].items()
                     ),
@@ -93,14 +90,15 @@ def search_rows(tuned: dict[str, dict[str, Any]], datasets: list[str], models: l
 
 def markdown(df: pd.DataFrame, command: str) -> str:
     rule = Pruning()
-    rungs = ", ".join(str(rule.min_epochs * rule.reduction**k) for k in range(4))
     out = [
         "# The grid searches",
         "",
         f"Rendered from `results/tuned.json` (`{command}`). Each search ran its "
         "model's grid on the validation split only (the test split is never read), stopping points by "
-        f"successive halving on the running best validation Recall@20 (rungs at {rungs}, ... epochs, keeping "
-        f"1 in {rule.reduction}); the chosen point has the best validation Recall@20 of all points. `pruned at`: points "
+        "successive halving on the running best validation Recall@20 (rungs at r, "
+        f"{rule.reduction}r, {rule.reduction**2}r, ... epochs, keeping 1 in {rule.reduction}; the first rung r is "
+        f"{rule.min_epochs}, or the model's own `min_epochs` where later: a point is not judged before its "
+        "early stopping could judge it); the chosen point has the best validation Recall@20 of all points. `pruned at`: points "
         "stopped per epoch; `at cap`: finished points that ran to their epoch cap; `edge`: a chosen value "
         "at the end of the three or more values tried.",
     ]
@@ -109,11 +107,11 @@ def markdown(df: pd.DataFrame, command: str) -> str:
             "",
             f"## {d}",
             "",
-            "| model | points | pruned (at epoch: points) | finished (at cap) | chosen | valid recall@20 | epochs run | edge |",
-            "|---|---:|---|---|---|---:|---:|---|",
+            "| model | first rung | points | pruned (at epoch: points) | finished (at cap) | chosen | valid recall@20 | epochs run | edge |",
+            "|---|---:|---:|---|---|---|---:|---:|---|",
         ]
         out += [
-            f"| {r.model} | {r.points} | {r.pruned} ({r.pruned_at or '-'}) | {r.finished} ({r.at_cap}) | "
+            f"| {r.model} | {r.first_rung} | {r.points} | {r.pruned} ({r.pruned_at or '-'}) | {r.finished} ({r.at_cap}) | "
             f"{r.chosen} | {r.valid:.4f} | {r.epochs} | {r.edge or '-'} |"
             for r in part.itertuples()
         ]

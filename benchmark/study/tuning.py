@@ -43,6 +43,12 @@ def split_point(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     )
 
 
+def point_train_config(model: str, dataset: str, point: dict[str, Any]) -> TrainConfig:
+    """The trainer's settings at a grid point (the model's defaults where the point says nothing)."""
+    config, train = split_point(point)
+    return RunSpec(dataset, model, 0, config=config, train=train).resolved()[1]
+
+
 def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
     """``["lr=1e-3,5e-4", "loss=bce,bpr"]`` -> a grid (numbers parsed as numbers)."""
     grid: dict[str, list[Any]] = {}

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 import benchmark.trainer as trainer
+from benchmark.paths import ROOT
 from benchmark.registry import get_model, model_names
 from benchmark.study import execute, search, tuning
+from benchmark.study.artefacts import Options
+from benchmark.study.driver import search_of
 from benchmark.study.search import Pruning, run_search
 from benchmark.study.spec import RunSpec
 from benchmark.study.store import RunStore
@@ -177,3 +180,27 @@ def test_the_choice_hands_its_training_to_seed_0_of_the_table(tmp_path: Path, no
     fresh = execute.run_one(table, RunStore(tmp_path / "fresh"), "cpu", None)
     assert took.continued_from == result.best.record.key and took.numbers() == fresh.numbers()
     assert not store.checkpoint_path(table).exists()
+
+
+def test_the_first_rung_waits_for_the_models_own_min_epochs() -> None:
+    """MMIL may not stop before epoch 30, so its search judges no point before then; a model
+    without a minimum keeps the rule, so the name of every search it ran before holds."""
+    opts = Options(tune=["mmil"])
+    _, _, rule = search_of(opts, "mmil", "synthetic-tiny")
+    assert rule.min_epochs == 30 == tuning.point_train_config("mmil", "synthetic-tiny", {}).min_epochs
+    _, _, rule = search_of(opts, "lightgcn", "synthetic-tiny")
+    assert rule == Pruning()
+    # a point that sets the trainer's min_epochs moves the rung of the whole search
+    _, _, rule = search_of(Options(tune=["bpr"], grid=["lr=1e-3,1e-2", "min_epochs=0,20"]), "bpr", "synthetic-tiny")
+    assert rule.min_epochs == 20
+
+
+def test_every_committed_search_keeps_its_name() -> None:
+    """The committed choices name their search (grid and rule): recomputed by today's code, each
+    name must come out the same, or its records would no longer replay."""
+    committed = json.loads((ROOT / "results" / "tuned.json").read_text())
+    entries = [(d, m, e) for d, models in committed.items() for m, e in models.items()]
+    assert entries
+    for d, m, entry in entries:
+        specs, _, _ = search_of(Options(tune=[m]), m, d)
+        assert specs[0].search == entry["search"], (d, m)

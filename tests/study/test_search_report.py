@@ -32,6 +32,7 @@ def test_search_rows_count_stops_caps_and_edges() -> None:
     entry = {
         "config": {"lr": 1e-4, "reg_weight": 0.0},
         "valid_recall@20": 0.35,
+        "search": "sha(min=5,eta=3,recall@20):abc",
         "grid_points": 6,
         "pruned": 4,
         "trials": trials,
@@ -42,12 +43,12 @@ def test_search_rows_count_stops_caps_and_edges() -> None:
     df = search_rows(tuned, ["synthetic-tiny", "absent"], ["bpr"])
     assert len(df) == 1  # other datasets and models are left out
     r = df.iloc[0]
-    assert (r.points, r.pruned, r.pruned_at, r.finished, r.at_cap) == (6, 4, "5: 3, 15: 1", 2, 1)
+    assert (r.first_rung, r.points, r.pruned, r.pruned_at, r.finished, r.at_cap) == (5, 6, 4, "5: 3, 15: 1", 2, 1)
     assert (r.chosen, r.valid, r.epochs) == ("lr=0.0001, reg_weight=0", 0.35, 40)
     # lr took three values and the choice is the smallest; reg_weight took two: never flagged
     assert r.edge == "lr=0.0001 (smallest)"
     assert (
-        "| bpr | 6 | 4 (5: 3, 15: 1) | 2 (1) | lr=0.0001, reg_weight=0 | 0.3500 | 40 | lr=0.0001 (smallest) |"
+        "| bpr | 5 | 6 | 4 (5: 3, 15: 1) | 2 (1) | lr=0.0001, reg_weight=0 | 0.3500 | 40 | lr=0.0001 (smallest) |"
         in markdown(df, "")
     )
 
@@ -62,13 +63,13 @@ def test_the_searches_page_renders_from_tuned_json_and_the_check_guards_it(tmp_p
     tuned = json.loads((tmp_path / "results" / "tuned.json").read_text())
     trials = tuned["synthetic-tiny"]["bpr"]["trials"]
     assert {t["key"] for t in trials} <= {p.name.removesuffix(".json.gz") for p in runs}
-    assert "| bpr | 12 |" in page.read_text()
+    assert "| bpr | 5 | 12 |" in page.read_text()
     assert run(["--report", "--check"], tmp_path).returncode == 0
     # a later search of another model adds its row; the page keeps every search of tuned.json
     other = ["--tune", "lightgcn", "--grid", "lr=1e-3,5e-3", "--datasets", "synthetic-tiny", "--epochs", "2"]
     assert run([*other, "--quiet"], tmp_path).returncode == 0
     text = page.read_text()
-    assert "| bpr | 12 |" in text and "| lightgcn | 2 |" in text
+    assert "| bpr | 5 | 12 |" in text and "| lightgcn | 5 | 2 |" in text
     runs = sorted((tmp_path / "results" / "runs").glob("*.json.gz"))
 
     # --report renders from tuned.json and trains nothing (it used to run the searches)
