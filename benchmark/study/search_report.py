@@ -64,7 +64,7 @@ def search_rows(tuned: dict[str, dict[str, Any]], datasets: list[str], models: l
             trials = entry["trials"]
             finished = [t for t in trials if not t["pruned"]]
             stops = sorted({t["epochs"] for t in trials if t["pruned"]})
-            chosen = max(trials, key=lambda t: t["valid"])
+            chosen = next(t for t in finished if t["point"] == entry["config"])
             rows.append(
                 {
                     "dataset": d,

@@ -37,7 +37,7 @@ def test_search_rows_count_stops_caps_and_edges() -> None:
         "pruned": 4,
         "trials": trials,
     }
-    other = {**entry, "trials": trials[:1]}
+    other = {**entry, "config": trials[3]["point"], "trials": trials[3:4]}
     tuned = {"synthetic-tiny": {"bpr": entry, "lightgcn": other}, "elsewhere": {"bpr": other}}
 
     df = search_rows(tuned, ["synthetic-tiny", "absent"], ["bpr"])
