@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -157,6 +158,36 @@ def _worker(
     return run_one(spec, store, device, stderr_log if verbose else None, checkpoint_seconds), True
 
 
+def _exit_with_driver(poll_seconds: float = 2.0) -> None:
+    """In a pool worker: exit as soon as the driver that started it is gone. A driver killed
+    (SIGTERM, SIGKILL, a closed terminal) leaves its loky workers orphaned, blocked for good on
+    a write to its pipe and holding their run's memory (two MMGCN workers on Clothing kept 470 MB
+    each); a rerun would start beside them. The run's checkpoint, at most the checkpoint interval
+    old, is where the rerun resumes. Idempotent: one watcher per worker process."""
+    global _WATCHED_PARENT
+    if _WATCHED_PARENT is not None:
+        return
+    _WATCHED_PARENT = parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-driver", daemon=True).start()
+
+
+_WATCHED_PARENT: int | None = None
+
+
+def _pool_worker(
+    spec: RunSpec, store: RunStore, device: str | None, verbose: bool, force: bool, checkpoint_seconds: float
+) -> tuple[Record, bool]:
+    """`_worker` in a process of the local pool, which must not outlive its driver."""
+    _exit_with_driver()
+    return _worker(spec, store, device, verbose, force, checkpoint_seconds)
+
+
 def unique(specs: Iterable[RunSpec]) -> list[RunSpec]:
     return list({s.identity(): s for s in specs}.values())
 
@@ -226,7 +257,7 @@ def _run(
     else:
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=jobs, return_as="generator_unordered")(delayed(_worker)(s, *args) for s in todo)
+        results = Parallel(n_jobs=jobs, return_as="generator_unordered")(delayed(_pool_worker)(s, *args) for s in todo)
     for n, (rec, ran) in enumerate(results, start=1):
         if ran:
             store.put(rec)

@@ -124,6 +124,58 @@ def test_resume_after_killed_driver(tmp_path: Path) -> None:
     assert all(read_record(f).test for f in runs.glob("*.json.gz"))
 
 
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_workers_exit_with_a_killed_driver(tmp_path: Path) -> None:
+    """Two runs train in pool workers; the driver is SIGKILLed mid-run. Its workers must go too
+    (they used to stay, blocked on the dead driver's pipe, holding their memory)."""
+    env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path)}
+    args = [sys.executable, str(ROOT / "run_all.py"), "--table", "2", "--datasets", "synthetic-tiny"]
+    args += ["--models", "mmil", "--seeds", "0", "1", "--jobs", "2", "--epochs", "100000"]
+    p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+    workers: list[int] = []
+    try:
+        assert p.stderr is not None
+        deadline = time.time() + 300
+        while time.time() < deadline and "epoch" not in p.stderr.readline():
+            pass
+        # the pool's workers are the driver's children that run the training (loky also starts a
+        # resource tracker, which exits by itself); at least the two of the two runs
+        workers = _children(p.pid)
+        assert len(workers) >= 2
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+        deadline = time.time() + 60
+        while time.time() < deadline and any(_alive(w) for w in workers):
+            time.sleep(1)
+        left = [w for w in workers if _alive(w)]
+        trackers = [w for w in left if "resource_tracker" in Path(f"/proc/{w}/cmdline").read_text()]
+        assert left == trackers, f"workers still alive after their driver was killed: {left}"
+    finally:
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+
+
 def _record(
     dataset: str, model: str, seconds: float, config: dict | None = None, capped: bool = False
 ) -> SimpleNamespace:
