@@ -35,7 +35,7 @@ from .record import Record
 from .search import Pruning, grid_points, run_search
 from .search_report import render_searches
 from .spec import RunSpec
-from .store import RunStore
+from .store import MissingRecords, RunStore
 
 # the options that decide what an invocation renders (the rest say how it trains)
 RENDER_OPTIONS = (
@@ -56,10 +56,6 @@ RENDER_OPTIONS = (
     "untuned",
     "tag",
 )
-
-
-class MissingRecords(ValueError):
-    """--report (or --check) asked for an artefact whose runs are not all recorded."""
 
 
 def manifest_path() -> Path:
@@ -180,7 +176,7 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
         else:
             if not opts.report:
                 tune(opts, store, datasets)
-            files, keys = render_searches(tuning.load_tuned(), opts.tag)
+            files, keys = render_searches(tuning.load_tuned(), store, opts.tag)
             for p in files:
                 log(f"wrote {p}")
             record_in_manifest(

@@ -108,7 +108,7 @@ def search_name(grid: dict[str, list[Any]], pruning: Pruning) -> str:
     return f"{pruning.describe()}:{digest[:12]}"
 
 
-def _running_best(history: list[dict[str, float]], metric: str) -> list[tuple[int, float]]:
+def running_best(history: list[dict[str, float]], metric: str) -> list[tuple[int, float]]:
     """(epoch, best validation metric so far) after each validation: what the pruner sees (the
     best so far, so a noisy epoch does not stop a point that early stopping would keep)."""
     out, best = [], float("-inf")
@@ -156,7 +156,7 @@ def run_search(
         def stop(
             history: list[dict[str, float]], trial: optuna.Trial = trial, reported: list[tuple[int, float]] = reported
         ) -> bool:
-            for epoch, value in _running_best(history, pruning.metric):
+            for epoch, value in running_best(history, pruning.metric):
                 if reported and epoch <= reported[-1][0]:
                     continue
                 trial.report(value, epoch)

@@ -23,6 +23,10 @@ from .record import Record
 from .spec import RunSpec
 
 
+class MissingRecords(ValueError):
+    """--report (or --check) asked for an artefact whose runs are not all recorded."""
+
+
 class RunStore:
     def __init__(self, directory: Path | None = None, data_root: Path | None = None) -> None:
         self.directory = directory or runs_dir()
@@ -58,6 +62,11 @@ class RunStore:
 
     def get(self, spec: RunSpec) -> Record | None:
         path = self._existing_path(self.key(spec))
+        return None if path is None else read_record(path)
+
+    def by_key(self, key: str) -> Record | None:
+        """The record named ``key`` (as tuned.json and the manifest name them), if stored."""
+        path = self._existing_path(key)
         return None if path is None else read_record(path)
 
     def put(self, record: Record) -> Path:

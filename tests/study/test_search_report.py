@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from benchmark.study.search_report import markdown, search_rows
 from benchmark.study.spec import RunSpec
@@ -39,20 +42,27 @@ def test_search_rows_count_stops_caps_and_edges() -> None:
     }
     other = {**entry, "config": trials[3]["point"], "trials": trials[3:4]}
     tuned = {"synthetic-tiny": {"bpr": entry, "lightgcn": other}, "elsewhere": {"bpr": other}}
+    # each point's record: a validation curve flat at its value until it stopped
+    curves = {
+        t["key"]: [{"epoch": e, "valid_recall@20": t["valid"]} for e in range(1, t["epochs"] + 1)] for t in trials
+    }
+    store = SimpleNamespace(by_key=lambda key: SimpleNamespace(history=curves[key]))
 
-    df = search_rows(tuned, ["synthetic-tiny", "absent"], ["bpr"])
+    df = search_rows(tuned, ["synthetic-tiny", "absent"], ["bpr"], store)  # type: ignore[arg-type]
     assert len(df) == 1  # other datasets and models are left out
     r = df.iloc[0]
     assert (r.first_rung, r.points, r.pruned, r.pruned_at, r.finished, r.at_cap) == (5, 6, 4, "5: 3, 15: 1", 2, 1)
     assert (r.chosen, r.valid, r.epochs) == ("lr=0.0001, reg_weight=0", 0.35, 40)
+    # nearest call: the point stopped at 15 (.20) against the best other at epoch 15 (.35)
+    assert r.closest == pytest.approx((0.35 - 0.20) / 0.35)
     # lr took three values and the choice is the smallest; reg_weight took two: never flagged
     assert r.edge == "lr=0.0001 (smallest)"
     assert (
-        "| bpr | 5 | 6 | 4 (5: 3, 15: 1) | 2 (1) | lr=0.0001, reg_weight=0 | 0.3500 | 40 | lr=0.0001 (smallest) |"
+        "| bpr | 5 | 6 | 4 (5: 3, 15: 1) | 42.9% | 2 (1) | lr=0.0001, reg_weight=0 | 0.3500 | 40 | lr=0.0001 (smallest) |"
         in markdown(df, "")
     )
 
-    assert list(search_rows(tuned, ["synthetic-tiny"], ["lightgcn", "bpr"]).model) == ["lightgcn", "bpr"]
+    assert list(search_rows(tuned, ["synthetic-tiny"], ["lightgcn", "bpr"], store).model) == ["lightgcn", "bpr"]  # type: ignore[arg-type]
 
 
 def test_the_searches_page_renders_from_tuned_json_and_the_check_guards_it(tmp_path: Path) -> None:
