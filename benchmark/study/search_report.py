@@ -3,8 +3,8 @@ where the pruner stopped each point, and what it chose.
 
 A reviewer's question of a tuned table is whether every model had the same chance; the answer is
 in ``results/tuned.json`` (every point tried, its key, where it stopped, its best validation
-Recall@20), and this page lays it out, rendered from that file alone, so ``--report --check``
-re-renders it and a search landed without its page fails the check. Two flags per search:
+Recall@20) and in the records it names, and this page lays it out, rendered from those alone, so
+``--report --check`` re-renders it and a search landed without its page fails the check. Two flags per search:
 
 * ``at cap``: finished points that ran to their epoch cap (``max_epochs``) instead of stopping
   early; such a point may still have been rising.
@@ -123,7 +123,7 @@ def markdown(df: pd.DataFrame, command: str) -> str:
     out = [
         "# The grid searches",
         "",
-        f"Rendered from `results/tuned.json` (`{command}`). Each search ran its "
+        f"Rendered from `results/tuned.json` and its points' records (`{command}`). Each search ran its "
         "model's grid on the validation split only (the test split is never read), stopping points by "
         "successive halving on the running best validation Recall@20 (rungs at r, "
         f"{rule.reduction}r, {rule.reduction**2}r, ... epochs, keeping 1 in {rule.reduction}; the first rung r is "
