@@ -158,11 +158,14 @@ def _worker(
     return run_one(spec, store, device, stderr_log if verbose else None, checkpoint_seconds), True
 
 
+_WATCHED_PARENT: int | None = None  # the driver a pool worker watches
+
+
 def _exit_with_driver(poll_seconds: float = 2.0) -> None:
     """In a pool worker: exit as soon as the driver that started it is gone. A driver killed
     (SIGTERM, SIGKILL, a closed terminal) leaves its loky workers orphaned, blocked for good on
-    a write to its pipe and holding their run's memory (two MMGCN workers on Clothing kept 470 MB
-    each); a rerun would start beside them. The run's checkpoint, at most the checkpoint interval
+    a write to its pipe and holding their run's memory (two MMGCN workers on Clothing kept 455
+    and 469 MB); a rerun would start beside them. The run's checkpoint, at most the checkpoint interval
     old, is where the rerun resumes. Idempotent: one watcher per worker process."""
     global _WATCHED_PARENT
     if _WATCHED_PARENT is not None:
@@ -175,9 +178,6 @@ def _exit_with_driver(poll_seconds: float = 2.0) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-driver", daemon=True).start()
-
-
-_WATCHED_PARENT: int | None = None
 
 
 def _pool_worker(

@@ -160,6 +160,6 @@ def render_searches(tuned: dict[str, dict[str, Any]], store: RunStore, tag: str)
     models = list(TABLE2_MODELS) + sorted({m for d in tuned.values() for m in d} - set(TABLE2_MODELS))
     df = search_rows(tuned, datasets, models, store)
     command = "python run_all.py --report --tune all" + (f" --tag {tag}" if tag else "")
-    keys = [t["key"] for d in datasets for m in models if m in tuned[d] for t in tuned[d][m]["trials"]]
+    keys = [t["key"] for searches in tuned.values() for entry in searches.values() for t in entry["trials"]]
     stem = results_dir() / ("searches" + (f"-{tag}" if tag else ""))
     return tables.write_table(df, markdown(df, command), stem), keys
