@@ -29,7 +29,7 @@ from ..trainer import device_kind, resolve_device
 from . import tuning
 from .artefacts import Artefact, Options, build, display_path, log, protocol
 from .definition import SYNTHETIC_DEFAULT, TABLE2_MODELS
-from .estimate import History
+from .estimate import History, expected_search_seconds
 from .execute import execute, run_one
 from .record import Record
 from .search import Pruning, grid_points, run_search
@@ -272,24 +272,29 @@ def search_of(opts: Options, model: str, d: str) -> tuple[list[RunSpec], list[di
 
 def search_plan(opts: Options, store: RunStore, datasets: list[str]) -> list[str]:
     """Per search of ``--tune``: grid points, those recorded (or replayed from a plain run), those
-    to run, and an upper bound on their one-process time (each a full run, as the recorded runs
-    of that model and dataset took); the pruner usually cuts most of them short."""
+    to run, the one-process time they are expected to take under the pruner
+    (`estimate.expected_search_seconds`) and an upper bound (each point a full run, as the
+    recorded runs of that model and dataset took)."""
     history = History(store.all())
-    lines, worst, unknown = [], 0.0, 0
+    lines, expected, worst, unknown = [], 0.0, 0.0, 0
     for model in tuned_models(opts):
         for d in datasets:
-            specs, _, _ = search_of(opts, model, d)
-            todo = [s for s in specs if not (store.has(s) or store.has(replace(s, search="")))]
-            for s in todo:
+            specs, _, pruning = search_of(opts, model, d)
+            todo = [not (store.has(s) or store.has(replace(s, search=""))) for s in specs]
+            for s in (s for s, t in zip(specs, todo) if t):
                 e = history.estimate(s)
-                unknown += e is None
                 worst += e.worst_seconds if e else 0.0
+            seconds = expected_search_seconds(specs, todo, pruning.min_epochs, pruning.reduction, history)
+            unknown += sum(todo) if seconds is None else 0
+            expected += sum(seconds or [])
             lines.append(
-                f"search {model} / {d}: {len(specs)} points, {len(specs) - len(todo)} recorded, {len(todo)} to run"
+                f"search {model} / {d}: {len(specs)} points, {len(specs) - sum(todo)} recorded, {sum(todo)} to run"
+                + (f", about {sum(seconds) / 3600:.1f} h" if seconds and any(todo) else "")
             )
     lines.append(
-        f"to run: at most {worst / 3600:.1f} h in one process (every point to its end)"
-        + (f"; {unknown} point(s) of a dataset and model with no record to estimate from" if unknown else "")
+        f"to run: about {expected / 3600:.1f} h in one process under successive halving (a rough guide: "
+        f"searches so far took 0.6-2.4 times their estimate), at most {worst / 3600:.1f} h (every point to its end)"
+        + (f"; {unknown} point(s) of a dataset and model with no finished run to estimate from" if unknown else "")
     )
     return lines
 
@@ -298,6 +303,8 @@ def tune_one(opts: Options, store: RunStore, model: str, d: str) -> None:
     """One search: ``model``'s grid (or ``--grid``) on dataset ``d``; its choice to tuned.json."""
     specs, points, pruning = search_of(opts, model, d)
     log(f"tuning {model} on {d}: {len(specs)} grid points, {pruning.describe()}")
+    todo = [not (store.has(s) or store.has(replace(s, search=""))) for s in specs]
+    expected = expected_search_seconds(specs, todo, pruning.min_epochs, pruning.reduction, History(store.all()))
     result = run_search(
         specs,
         points,
@@ -307,6 +314,7 @@ def tune_one(opts: Options, store: RunStore, model: str, d: str) -> None:
         None if opts.quiet else log,
         opts.checkpoint_minutes * 60,
         progress=log,
+        expected_seconds=expected,
     )
     tuning.save_choice(d, model, result)
     print(

@@ -134,9 +134,12 @@ def run_search(
     log: Callable[[str], None] | None = None,
     checkpoint_seconds: float = 300.0,
     progress: Callable[[str], None] | None = None,
+    expected_seconds: list[float] | None = None,
 ) -> SearchResult:
     """Run (or replay from the store) each spec of one search in order under the pruner.
-    ``log`` gets the runs' epoch lines, ``progress`` one line per point (default: ``log``)."""
+    ``log`` gets the runs' epoch lines, ``progress`` one line per point (default: ``log``), with
+    the time left when ``expected_seconds`` (per point, `estimate.expected_search_seconds`)
+    is given."""
     import optuna
 
     progress = progress or log
@@ -197,9 +200,10 @@ def run_search(
         if progress:
             state = f"pruned at epoch {t.epochs}" if t.pruned else f"finished, {t.epochs} epochs"
             own = "" if record.spec.search else f", from run {record.key} made outside the search"
+            left = f", about {sum(expected_seconds[n:]):.0f}s left" if expected_seconds else ""
             progress(
                 f"search {n}/{len(specs)} {spec.label()}: {state}, best valid {pruning.metric} {t.valid:.4f}{own}"
-                f" ({time.monotonic() - started:.0f}s elapsed)"
+                f" ({time.monotonic() - started:.0f}s elapsed{left})"
             )
     finished = [t for t in trials if not t.pruned]
     best = max(finished, key=lambda t: t.valid)

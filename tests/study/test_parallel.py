@@ -177,11 +177,21 @@ def test_workers_exit_with_a_killed_driver(tmp_path: Path) -> None:
 
 
 def _record(
-    dataset: str, model: str, seconds: float, config: dict | None = None, capped: bool = False
+    dataset: str,
+    model: str,
+    seconds: float,
+    config: dict | None = None,
+    capped: bool = False,
+    pruned: bool = False,
+    epochs: int = 10,
 ) -> SimpleNamespace:
     """What the estimator reads of a record."""
     return SimpleNamespace(
-        spec=RunSpec(dataset, model, 0, config=config or {}), epochs_capped=capped, total_seconds=seconds, epochs_run=10
+        spec=RunSpec(dataset, model, 0, config=config or {}),
+        epochs_capped=capped,
+        pruned=pruned,
+        total_seconds=seconds,
+        epochs_run=epochs,
     )
 
 
@@ -195,6 +205,7 @@ def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
             _record("synthetic-tiny", "mmil", 400.0, {"dim": 512}),
             _record("synthetic-tiny", "bpr", 2.0),
             _record("synthetic-tiny", "bpr", 99.0, capped=True),
+            _record("synthetic-tiny", "bpr", 0.5, pruned=True),  # a search point stopped early
         ]
     )
     small = RunSpec("synthetic-tiny", "mmil", 1)
@@ -206,7 +217,8 @@ def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
     assert e is not None and e.typical_seconds == pytest.approx(20.0)
     assert e.worst_seconds == pytest.approx(2.0 * small.resolved()[1].max_epochs)
     assert history.estimate(big).typical_seconds == pytest.approx(400.0)  # type: ignore[union-attr]
-    assert history.estimate(bpr).typical_seconds == pytest.approx(2.0)  # type: ignore[union-attr]  # uncapped preferred
+    # neither a capped run nor a pruned one is a typical run
+    assert history.estimate(bpr).typical_seconds == pytest.approx(2.0)  # type: ignore[union-attr]
     assert history.estimate(new) is None
     assert history.estimate(replace(small, device="cuda")) is None  # a CPU's times say nothing of a GPU's
     assert longest_first([bpr, small, big, new], history) == [new, big, small, bpr]

@@ -57,8 +57,12 @@ def test_search_prunes_records_and_replays(tmp_path: Path, no_test_split: None, 
 
     # a rerun trains nothing and rebuilds the same decisions from the records
     monkeypatch.setattr(search, "run_one", lambda *a, **k: pytest.fail("a recorded point was trained again"))
-    again = _search(store)
+    lines: list[str] = []
+    specs, points = tuning.search_specs("bpr", "synthetic-tiny", GRID, RULE, epochs=8)
+    again = run_search(specs, points, store, RULE, "cpu", progress=lines.append, expected_seconds=[4.0, 2.0, 3.0])
     assert again.summary() == first.summary()
+    # each point's line says what the points after it are expected to take
+    assert [line.split("elapsed")[1] for line in lines] == [", about 5s left)", ", about 3s left)", ", about 0s left)"]
 
 
 def test_a_run_made_outside_the_search_is_not_trained_again(tmp_path: Path, no_test_split: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
