@@ -58,7 +58,9 @@ class History:
         # a search point stopped by its pruner is as short as a capped run
         full = [r for r in recs if not (r.epochs_capped or r.pruned)] or recs
         typical = sum(r.total_seconds for r in full) / len(full)
-        return Estimate(typical, _per_epoch(recs) * spec.resolved()[1].max_epochs)
+        worst = _per_epoch(recs) * spec.resolved()[1].max_epochs
+        # runs of other settings (an ablation's variants) can have run longer than this one's cap
+        return Estimate(min(typical, worst), worst)
 
     def finish_and_rate(self, spec: RunSpec) -> tuple[float, float] | None:
         """The epochs a run of ``spec``'s dataset and model typically trains when nothing stops it

@@ -220,6 +220,10 @@ def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
     # neither a capped run nor a pruned one is a typical run
     assert history.estimate(bpr).typical_seconds == pytest.approx(2.0)  # type: ignore[union-attr]
     assert history.estimate(new) is None
+    # no run is expected to take longer than its epoch cap at the recorded rate
+    # (a 3-epoch MMIL run matches no recorded setting: all three runs, 146.7 s on average, 14.7 s/epoch)
+    capped = history.estimate(replace(big, epochs=3))
+    assert capped is not None and capped.typical_seconds == capped.worst_seconds == pytest.approx(44.0)
     assert history.estimate(replace(small, device="cuda")) is None  # a CPU's times say nothing of a GPU's
     assert longest_first([bpr, small, big, new], history) == [new, big, small, bpr]
     # with no records at all (a fresh clone): by the prior, a model it does not know first
