@@ -87,11 +87,16 @@ def record_in_manifest(
 
 
 class RecordIndex:
-    """Every record of a store by its spec as given: rendering needs no dataset loaded."""
+    """Every current record of a store by its spec as given: rendering needs no dataset loaded.
+    A record whose key is not the one today's code gives its spec (on the dataset checksum it
+    records) was made under other defaults (MMIL's epoch cap before 572a676): kept as evidence,
+    never rendered."""
 
     def __init__(self, store: RunStore) -> None:
         self.by_spec: dict[str, Record] = {}
         for r in store.all():
+            if r.spec.key(r.dataset.checksum) != r.key:
+                continue
             ident = r.spec.identity()
             if ident in self.by_spec and self.by_spec[ident].key != r.key:
                 raise ValueError(

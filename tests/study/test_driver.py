@@ -206,3 +206,24 @@ def test_verify_retrains_search_points_as_the_search_ran_them(tmp_path: Path) ->
     verified = run(["--verify", str(len(records)), "--verify-budget", "60", "--quiet"], tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"{len(records)} of {len(records)} runs reproduced exactly" in verified.stdout
+
+
+def test_the_record_index_skips_records_made_under_other_defaults(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from benchmark.study.driver import RecordIndex
+    from tests.study.records import fake_record
+
+    old = fake_record("synthetic-tiny", "bpr", 0, 0.1, [0.1])  # its key is no key today's code gives
+    current = replace(old, key=old.spec.key(old.dataset.checksum))
+    store = RunStore(tmp_path)
+    store.put(old)
+    store.put(current)
+    assert {i: r.key for i, r in RecordIndex(store).by_spec.items()} == {current.spec.identity(): current.key}
+    # two current records of one spec (the dataset changed under it): which is right is not known
+    other = replace(current, dataset=replace(current.dataset, checksum="y"), key=current.spec.key("y"))
+    store.put(other)
+    with pytest.raises(ValueError, match="two records for"):
+        RecordIndex(store)
