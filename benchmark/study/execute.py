@@ -268,7 +268,7 @@ def _run(
             el, [estimated.get(k) for k in finished], [v for k, v in estimated.items() if k not in finished]
         )
         progress(
-            f"runs {n}/{len(todo)} done ({rec.spec.dataset}/{rec.spec.model} seed {rec.spec.seed}: "
+            f"runs {n}/{len(todo)} done ({rec.spec.label()[1:-1]}: "
             f"test recall@20 {rec.test['recall@20']:.4f}"
             f"{'' if ran else ', recorded meanwhile by another process'}); "
             f"{el:.0f}s elapsed, about {left:.0f}s left"
