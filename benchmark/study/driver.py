@@ -275,6 +275,12 @@ def search_of(opts: Options, model: str, d: str) -> tuple[list[RunSpec], list[di
     return protocol(opts, specs), points, pruning
 
 
+def unrecorded(store: RunStore, specs: list[RunSpec]) -> list[bool]:
+    """Per search point, whether it still has to be trained: neither it nor the same point run
+    outside the search (which `run_search` replays) is recorded."""
+    return [not (store.has(s) or store.has(replace(s, search=""))) for s in specs]
+
+
 def search_plan(opts: Options, store: RunStore, datasets: list[str]) -> list[str]:
     """Per search of ``--tune``: grid points, those recorded (or replayed from a plain run), those
     to run, the one-process time they are expected to take under the pruner
@@ -285,7 +291,7 @@ def search_plan(opts: Options, store: RunStore, datasets: list[str]) -> list[str
     for model in tuned_models(opts):
         for d in datasets:
             specs, _, pruning = search_of(opts, model, d)
-            todo = [not (store.has(s) or store.has(replace(s, search=""))) for s in specs]
+            todo = unrecorded(store, specs)
             for s in (s for s, t in zip(specs, todo) if t):
                 e = history.estimate(s)
                 worst += e.worst_seconds if e else 0.0
@@ -308,7 +314,7 @@ def tune_one(opts: Options, store: RunStore, model: str, d: str) -> None:
     """One search: ``model``'s grid (or ``--grid``) on dataset ``d``; its choice to tuned.json."""
     specs, points, pruning = search_of(opts, model, d)
     log(f"tuning {model} on {d}: {len(specs)} grid points, {pruning.describe()}")
-    todo = [not (store.has(s) or store.has(replace(s, search=""))) for s in specs]
+    todo = unrecorded(store, specs)
     expected = expected_search_seconds(specs, todo, pruning.min_epochs, pruning.reduction, History(store.all()))
     result = run_search(
         specs,
