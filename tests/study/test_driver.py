@@ -176,6 +176,10 @@ def test_report_check_and_verify(tmp_path: Path) -> None:
     base = ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "lightgcn", "--epochs", "2", "--quiet"]
     assert run(base, tmp_path).returncode == 0
     assert run(["--report", *base[:-1]], tmp_path).returncode == 0  # REPORT.md too
+    # an invocation that wrote no REPORT.md: re-rendered with --report it writes one, which must
+    # not stand in for the Table 2 invocation's
+    ablation = ["--ablation", "--datasets", "synthetic-tiny", "--seeds", "0", "--epochs", "2", "--quiet"]
+    assert run(ablation, tmp_path).returncode == 0
     ok = run(["--report", "--check"], tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "all reproduced" in ok.stderr
