@@ -10,7 +10,7 @@ Item features (text modality ``"t"``): each movie's title and genre names ("Toy 
 Genres: Animation, Children's, Comedy.") encoded by the suite's Sentence-BERT encoder
 (`benchmark.data.text_encoder`, 384-d, the optional extra ``text``). Encoding is not done at
 load time: ``python -m benchmark.data prepare movielens --folder DIR`` (or `build_item_features`)
-writes them to the suite's cache (``benchmark.paths.cache_dir()/ml-100k/<u.item sha256>-minilm``,
+writes them to the suite's cache (``benchmark.paths.cache_dir()/ml-100k/<u.item sha256>-minilm-f64``,
 never beside the data, which may be read-only), keyed by the checksum of ``u.item``. Loading:
 
 - ``text="auto"`` (the default, what the registry uses): attach the cached text features when
@@ -126,7 +126,7 @@ def item_attributes(folder: Path) -> tuple[np.ndarray, list[str]]:
 def features_dir(folder: Path) -> Path:
     """Where this ``u.item``'s features are cached (the path depends on its content only)."""
     digest = hashlib.sha256(require_file(Path(folder) / "u.item").read_bytes()).hexdigest()
-    return cache_dir() / "ml-100k" / f"{digest[:16]}-minilm"
+    return cache_dir() / "ml-100k" / f"{digest[:16]}-minilm-f64"
 
 
 def build_item_features(folder: Path, encode: Encoder | None = None, device: str = "cpu") -> Path:

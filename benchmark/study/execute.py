@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import threading
 import time
@@ -67,6 +68,26 @@ def _round(a: np.ndarray) -> list[float]:
     return [round(float(x), 6) for x in a]
 
 
+def hardware(dev: torch.device) -> str:
+    """The machine as a record names it, with the vector instructions torch's CPU kernels use:
+    the same run on an AVX-512 and an AVX2 CPU differs in the last bits (its loss from the sixth
+    epoch on, in our first comparison), so a record says which it had. Records made before this
+    field named it came from AVX2 machines."""
+    return f"{platform.machine()}, {os.cpu_count()} cpus, {cpu_capability()}, torch {torch.__version__}" + (
+        f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""
+    )
+
+
+def cpu_capability() -> str:
+    return f"CPU kernels {torch.backends.cpu.get_cpu_capability()}"
+
+
+def recorded_cpu_capability(hardware_line: str) -> str:
+    """The CPU kernel set a record's hardware line names (``AVX2`` for records made before it did)."""
+    found = re.search(r"CPU kernels (\S+?)(,|$)", hardware_line)
+    return found.group(1) if found else "AVX2"
+
+
 def run_one(
     spec: RunSpec,
     store: RunStore,
@@ -116,8 +137,7 @@ def run_one(
         epochs_capped=spec.epochs is not None,
         code_version=code_version(),
         device=str(dev),
-        hardware=f"{platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}"
-        + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
+        hardware=hardware(dev),
         torch_threads=torch.get_num_threads(),
         history=result.history,
         epochs_run=result.epochs_run,

@@ -212,6 +212,29 @@ def test_verify_retrains_search_points_as_the_search_ran_them(tmp_path: Path) ->
     assert f"{len(records)} of {len(records)} runs reproduced exactly" in verified.stdout
 
 
+def test_verify_names_a_record_made_with_other_cpu_kernels(tmp_path: Path) -> None:
+    """A record of another CPU kernel set (AVX2 against AVX-512) may differ in the last bits: verify
+    says so and does not fail; the same difference on this machine's kernels fails."""
+    from dataclasses import replace
+
+    import torch
+
+    base = ["--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "--epochs", "2", "--quiet"]
+    assert run(base, tmp_path).returncode == 0
+    path = next((tmp_path / "results" / "runs").glob("*.json.gz"))
+    record = read_record(path)
+    assert f"CPU kernels {torch.backends.cpu.get_cpu_capability()}" in record.hardware
+    store = RunStore(tmp_path / "results" / "runs")
+    off = {**record.test, "recall@20": record.test["recall@20"] + 0.5}
+    store.put(replace(record, test=off, hardware="x86_64, 2 cpus, CPU kernels OTHER, torch 2"))
+    elsewhere = run(["--verify", "1", "--quiet"], tmp_path)
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+    assert "recorded with CPU kernels OTHER" in elsewhere.stdout and "1 differ" in elsewhere.stdout
+    store.put(replace(record, test=off))
+    here = run(["--verify", "1", "--quiet"], tmp_path)
+    assert here.returncode == 1 and "DIFFERS in test" in here.stdout and "CPU kernels" not in here.stdout
+
+
 def test_the_record_index_skips_records_made_under_other_defaults(tmp_path: Path) -> None:
     from dataclasses import replace
 
