@@ -45,13 +45,16 @@ def resolve(name: str, data_root: Path | str | None) -> tuple[str, Path | None]:
 
 def table1(names: Iterable[str], data_root: Path | str | None) -> pd.DataFrame:
     """One row per dataset: users, items, interactions (train + test), density, the split sizes,
-    modalities; plus the paper's users / items / interactions where the paper has the dataset."""
+    modalities, the dataset's checksum (as run records name it); plus the paper's users / items /
+    interactions where the paper has the dataset."""
     rows = []
     for name in names:
         n, root = resolve(name, data_root)
-        s = load_dataset(n, root).summary()
+        ds = load_dataset(n, root)
+        s = ds.summary()
         row = {c: s[c] for c in COLUMNS}
         row["dataset"] = name
+        row["checksum"] = ds.checksum
         paper = paper_row(n)
         for c in ("users", "items", "interactions"):
             row[f"paper_{c}"] = paper[c] if paper else pd.NA

@@ -152,7 +152,7 @@ def render_figure(figure: int, base: dict[str, dict[str, Any]] | None = None) ->
 
 def build(opts: Options, datasets: list[str], models: list[str]) -> list[Artefact]:
     # --report with --tune renders the searches' page only (driver.produce), not every artefact
-    named = opts.table == 2 or opts.ablation or opts.figure or opts.sensitivity or opts.tune
+    named = opts.table is not None or opts.ablation or opts.figure or opts.sensitivity or opts.tune
     every = opts.all or (opts.report and not named)
     tuned = {} if opts.untuned else tuning.load_choices()
     focus = {d: point for (d, m), point in tuned.items() if m == FOCUS}  # Table 3 and the figures start there
