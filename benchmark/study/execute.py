@@ -70,9 +70,9 @@ def _round(a: np.ndarray) -> list[float]:
 
 def hardware(dev: torch.device) -> str:
     """The machine as a record names it, with the vector instructions torch's CPU kernels use:
-    the same run on an AVX-512 and an AVX2 CPU differs in the last bits (its loss from the sixth
-    epoch on, in our first comparison), so a record says which it had. Records made before this
-    field named it came from AVX2 machines."""
+    the same run on an AVX-512 and an AVX2 CPU differs in the last bits (a LightGCN run's L2 term
+    from the sixth epoch on, in our first comparison), so a record says which it had. Records made
+    before this field named it came from AVX2 machines."""
     return f"{platform.machine()}, {os.cpu_count()} cpus, {cpu_capability()}, torch {torch.__version__}" + (
         f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""
     )
