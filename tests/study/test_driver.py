@@ -186,6 +186,10 @@ def test_report_check_and_verify(tmp_path: Path) -> None:
     verified = run(["--verify", "1"], tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "reproduced exactly" in verified.stdout and "1 of 1 runs reproduced exactly" in verified.stdout
+    # --models (and --datasets) narrow what is drawn: only LightGCN's one run here
+    narrowed = run(["--verify", "5", "--models", "lightgcn", "--quiet"], tmp_path)
+    assert narrowed.returncode == 0 and "1 of 1 runs reproduced exactly" in narrowed.stdout
+    assert "lightgcn" in narrowed.stdout and "/bpr" not in narrowed.stdout
     table = tmp_path / "results" / "table2.md"
     table.write_text(table.read_text().replace("bpr", "bpr?"))
     stray = tmp_path / "results" / "table9.md"
