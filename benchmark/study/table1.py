@@ -33,18 +33,17 @@ def render_table1(datasets: list[str], data_root: Path | None, tag: str = "") ->
 
 def unavailable(datasets: list[str], data_root: Path | None, committed_csv: Path) -> str | None:
     """Why Table 1 cannot be re-rendered here as committed (None when it can): a dataset does not
-    load (its data folder is absent), or loads with another checksum than the committed table names (MovieLens-
-    100K before its text features are prepared, say). `--report --check` then skips it."""
+    load (its data folder is absent), or loads with another checksum than the committed table
+    names (MovieLens-100K before its text features are prepared, say). `--report --check` then
+    skips it."""
     import pandas as pd
 
-    from ..data.registry import load_dataset
-
-    named = dict(zip(*pd.read_csv(committed_csv, usecols=["dataset", "checksum"]).to_dict("list").values()))
+    try:
+        here = table1(datasets, data_root).set_index("dataset")["checksum"]
+    except Exception as e:  # a missing folder or file: the data is not here
+        return f"its data does not load here ({type(e).__name__}: {e})"
+    named = pd.read_csv(committed_csv).set_index("dataset")["checksum"]
     for d in datasets:
-        try:
-            here = load_dataset(d, data_root).checksum
-        except Exception as e:  # a missing folder or file: the data is not here
-            return f"{d} does not load here ({type(e).__name__})"
-        if here != named.get(d):
-            return f"{d} loads with checksum {here} here, {named.get(d)} in the committed table"
+        if here[d] != named.get(d):
+            return f"{d} loads with checksum {here[d]} here, {named.get(d)} in the committed table"
     return None
