@@ -12,11 +12,13 @@ model's 256 word pieces are truncated by the model. Encoding runs on the CPU unl
 given; the model is loaded once per process and device.
 
 The model runs in float64 and its output is rounded to float32. In float32 the features depended
-on the CPU: MovieLens-100K's came out different in 95 % of their values (by up to 2e-7) on an
-AVX-512 machine and on the AVX2 one that made the first records, so the dataset's checksum, and
-every run key built on it, changed with the machine. In float64 the kernels still differ in the
-last bits, but those bits do not survive the rounding: the same float32 bytes came out on AVX-512,
-AVX2 and plain SSE kernels (``ATEN_CPU_CAPABILITY``, ``DNNL_MAX_CPU_ISA``, ``MKL_CBWR``).
+on the CPU: MovieLens-100K's checksum was 7492c6a084d1432d on the AVX2 machine that made the first
+records and 439ac9aa26aaf1af on an AVX-512 one, so every run key built on it changed with the
+machine; on the AVX-512 machine, forcing AVX2 kernels (``ATEN_CPU_CAPABILITY=avx2``,
+``DNNL_MAX_CPU_ISA=AVX2``, ``MKL_ENABLE_INSTRUCTIONS=AVX2``) moved 95 % of the values, by up to
+2e-7. In float64 the kernels still differ in the last bits, but those bits do not survive the
+rounding: the same float32 bytes came out with AVX-512, AVX2 and plain SSE kernels
+(``ATEN_CPU_CAPABILITY``, ``DNNL_MAX_CPU_ISA``, ``MKL_CBWR``).
 """
 
 from __future__ import annotations
