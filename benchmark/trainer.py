@@ -49,6 +49,7 @@ class TrainResult:
     seconds_before_resume: float = 0.0  # training and evaluation time restored from a checkpoint
     pruned: bool = False  # stopped by the caller's ``stop`` rule (a search's pruner)
     origin: str = ""  # the run whose finished training this one took over (`hand_over`)
+    machines: list[str] = field(default_factory=list)  # where it trained, in order (a resume may move it)
 
 
 def seed_everything(seed: int) -> None:
@@ -144,6 +145,7 @@ class _Progress:
     pruned: bool = False
     resumed: int = 0
     origin: str = ""
+    machines: list[str] = field(default_factory=list)
 
 
 def save_checkpoint(
@@ -221,6 +223,7 @@ def train(
     checkpoint_seconds: float = 300.0,
     stop: Callable[[list[dict[str, float]]], bool] | None = None,
     read_test: bool = True,
+    machine: str = "",
 ) -> TrainResult:
     """Train to early stop, restore the best state, test once.
 
@@ -234,7 +237,9 @@ def train(
     resumed from: the run then finishes with exactly the numbers of an uninterrupted one. The
     state at the end of training is saved too (so a kill while testing loses no training, and a
     search's finished point can `hand_over` its training); the caller removes the checkpoint
-    once the run is recorded.
+    once the run is recorded. ``machine`` (the caller's description of this machine) is appended
+    to the result's ``machines`` when it differs from the one the checkpoint last trained on: a
+    checkpoint carried to another kind of machine gives a run that neither reproduces exactly.
     """
     device = model.device
     rng = np.random.default_rng(seed)
@@ -251,6 +256,8 @@ def train(
         before = p.train_time + p.eval_time
         if log:
             log(f"{label} resumed from {checkpoint} after epoch {p.epoch}")
+    if machine and (not p.machines or p.machines[-1] != machine):
+        p.machines.append(machine)
     last_save = time.perf_counter()
     first_epoch = p.epoch
     t_start = time.perf_counter() - p.train_time - p.eval_time
@@ -328,5 +335,6 @@ def train(
         seconds_before_resume=before,
         pruned=p.pruned,
         origin=p.origin,
+        machines=p.machines,
     )
     return result

@@ -83,9 +83,10 @@ def cpu_capability() -> str:
 
 
 def recorded_cpu_capability(hardware_line: str) -> str:
-    """The CPU kernel set a record's hardware line names (``AVX2`` for records made before it did)."""
-    found = re.search(r"CPU kernels (\S+?)(,|$)", hardware_line)
-    return found.group(1) if found else "AVX2"
+    """The CPU kernel set a record's hardware line names (``AVX2`` for records made before it did);
+    ``AVX2+AVX512`` for a run resumed on machines with different sets, which none reproduces."""
+    found = dict.fromkeys(re.findall(r"CPU kernels ([^,;]+)", hardware_line))
+    return "+".join(found) or "AVX2"
 
 
 def run_one(
@@ -124,6 +125,7 @@ def run_one(
         checkpoint_seconds=checkpoint_seconds,
         stop=stop,
         read_test=not spec.search,
+        machine=hardware(dev),
     )
     test = result.test
     summary = data.summary()
@@ -137,7 +139,7 @@ def run_one(
         epochs_capped=spec.epochs is not None,
         code_version=code_version(),
         device=str(dev),
-        hardware=hardware(dev),
+        hardware="; resumed on ".join(result.machines),
         torch_threads=torch.get_num_threads(),
         history=result.history,
         epochs_run=result.epochs_run,

@@ -18,7 +18,8 @@ import torch
 
 import benchmark.trainer as trainer
 from benchmark.registry import model_names
-from benchmark.study.execute import execute, run_one
+from benchmark.study import execute as execute_module
+from benchmark.study.execute import execute, recorded_cpu_capability, run_one
 from benchmark.study.spec import RunSpec
 from benchmark.study.store import RunStore, read_record
 
@@ -53,6 +54,27 @@ def test_resumed_run_equals_an_uninterrupted_one(model: str, tmp_path: Path) -> 
     resumed = run_one(spec, store, "cpu", log=None, checkpoint_seconds=0)
     assert resumed.resumed == 1
     assert resumed.numbers() == whole.numbers()
+
+
+def test_a_run_resumed_on_another_kind_of_machine_names_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint carried to a machine with other CPU kernels (a session on another machine)
+    finishes there; its record names both machines, so `--verify` knows no machine reproduces it."""
+    torch.set_num_threads(1)
+    spec = RunSpec("synthetic-tiny", "lightgcn", 0, epochs=EPOCHS)
+    store = RunStore(tmp_path)
+    monkeypatch.setattr(execute_module, "hardware", lambda dev: "x86_64, 2 cpus, CPU kernels AVX512, torch 2")
+    with pytest.raises(Killed):
+        run_one(spec, store, "cpu", log=kill_at(3), checkpoint_seconds=0)
+    monkeypatch.setattr(execute_module, "hardware", lambda dev: "x86_64, 2 cpus, CPU kernels AVX2, torch 2")
+    rec = run_one(spec, store, "cpu", log=None, checkpoint_seconds=0)
+    assert (
+        rec.hardware
+        == "x86_64, 2 cpus, CPU kernels AVX512, torch 2; resumed on x86_64, 2 cpus, CPU kernels AVX2, torch 2"
+    )
+    assert recorded_cpu_capability(rec.hardware) == "AVX512+AVX2"
+    assert recorded_cpu_capability("x86_64, 2 cpus, torch 2.13.0+cpu") == "AVX2"  # before records named it
+    again = run_one(spec, RunStore(tmp_path / "whole"), "cpu", log=None)
+    assert again.hardware == "x86_64, 2 cpus, CPU kernels AVX2, torch 2"
 
 
 @pytest.mark.parametrize("model", model_names())
