@@ -64,7 +64,8 @@ class Recommender(nn.Module):
         if self.requires_features and not data.features:
             raise DataError(
                 data.name,
-                f"model {self.name!r} needs item features (visual, text or acoustic) and this dataset has none",
+                f"model {self.name!r} needs item features (visual, text or acoustic) and this dataset has "
+                f"none (its source: {data.source})",
             )
         self.n_users = data.n_users
         self.n_items = data.n_items

@@ -14,3 +14,8 @@ class DataError(ValueError):
         self.path = str(path)
         self.row = row
         self.problem = problem
+
+    def __reduce__(self) -> tuple[type[DataError], tuple[str, str, int | None]]:
+        # A run in a worker process sends its error back pickled; the default reduction would
+        # call __init__ with the message alone and turn it into joblib's opaque BrokenProcessPool.
+        return type(self), (self.path, self.problem, self.row)

@@ -74,7 +74,7 @@ def test_feature_models_refuse_featureless_data(name: str) -> None:
     u = np.array([0, 0, 0, 1, 1, 1])
     i = np.array([0, 1, 2, 1, 2, 0])
     s = np.array([0, 1, 2, 0, 1, 2])
-    data = from_triples("plain", u, i, s, 2, 3)
+    data = from_triples("plain", u, i, s, 2, 3, source="built from three triples")
     cls = get_model(name)
-    with pytest.raises(DataError, match="needs item features"):
+    with pytest.raises(DataError, match=r"needs item features.*\(its source: built from three triples\)"):
         cls(data, build_config(cls.Config))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,18 @@ def test_mmrec_missing_file(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no <name>.inter"):
         load_mmrec(tmp_path / "empty", "empty")
+
+
+def test_data_error_crosses_a_process_boundary_intact() -> None:
+    # a run in a worker process reports its data error to the driver pickled
+    err = pickle.loads(pickle.dumps(DataError("u.data", "item id 1683 out of range", row=7)))
+    assert isinstance(err, DataError)
+    assert (str(err), err.path, err.row, err.problem) == (
+        "u.data, row 7: item id 1683 out of range",
+        "u.data",
+        7,
+        "item id 1683 out of range",
+    )
 
 
 def test_mmrec_empty_split(tmp_path: Path) -> None:
