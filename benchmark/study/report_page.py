@@ -66,6 +66,33 @@ def _shortfalls(records: list[Record]) -> list[str]:
     return [line for line in lines if line]
 
 
+# A best epoch this early, then `patience` epochs without gain, is a dip after a first peak rather
+# than convergence: no model here converges in 5 epochs (the pruner's first rung).
+EARLY_PEAK = 5
+
+
+def _early_peaks(records: list[Record]) -> list[str]:
+    """The runs that early stopping ended on a validation peak within the first EARLY_PEAK epochs,
+    with where their curve went after it: a dip that the shared protocol (`patience` validations,
+    no minimum epoch count but MMIL's) did not wait out looks the same to it as a decline."""
+    out = []
+    for r in sorted(records, key=lambda r: (r.spec.dataset, r.spec.model, r.variant, r.spec.seed)):
+        if not (r.stopped_early and r.best_epoch <= EARLY_PEAK and r.history):
+            continue
+        curve = [h["valid_recall@20"] for h in r.history if "valid_recall@20" in h]
+        if len(curve) <= r.best_epoch:
+            continue
+        peak, low = curve[r.best_epoch - 1], min(curve[r.best_epoch :])
+        # back above half-way from its low to its peak: a dip it was climbing out of, not a decline
+        trend = "climbing back" if curve[-1] >= low + (peak - low) / 2 else "still low"
+        out.append(
+            f"{r.spec.dataset} / {r.variant} seed {r.spec.seed}: best epoch {r.best_epoch} of {r.epochs_run}, "
+            f"validation Recall@20 {peak:.4f} there, {low:.4f} at its lowest after, {curve[-1]:.4f} when it "
+            f"stopped ({trend}); test Recall@20 {r.test.get('recall@20', float('nan')):.4f}"
+        )
+    return out
+
+
 def _commands_of(report: str) -> list[str]:
     """The indented command lines of a report's "## Commands" section."""
     lines = report.splitlines()
@@ -192,6 +219,15 @@ def write_report(
             if title == "Table 2" and (short := _shortfalls(table2 or [])):
                 out += [f"More than {paper.BELOW_PAPER_DEFECT:.0%} below the published value:", ""]
                 out += [f"- {line}" for line in short] + [""]
+    if peaks := _early_peaks(records):
+        out += [
+            f"Runs that early stopping ended on a validation peak in their first {EARLY_PEAK} epochs, "
+            "and their curve after it. One still low had passed its best; one climbing back was in a "
+            "dip that the shared `patience` did not wait out (only MMIL has a minimum epoch count, 30), "
+            "so a longer run might have found a later, higher peak:",
+            "",
+        ]
+        out += [f"- {line}" for line in peaks] + [""]
     for fig in (2, 3, 4):
         png = figures_dir() / f"{tagged(f'figure{fig}', tag)}.png"
         if f"Figure {fig}" in rendered and png.is_file():

@@ -197,3 +197,32 @@ def test_tune_plan_counts_points_and_trains_nothing(tmp_path: Path) -> None:
     n = len(list(itertools.product(*get_model("bpr").grid.values())))
     assert f"search bpr / synthetic-tiny: {n} points, 0 recorded, {n} to run" in res.stdout
     assert not (tmp_path / "results" / "runs").exists() or not any((tmp_path / "results" / "runs").glob("*.json.gz"))
+
+
+def _curve(r, valid: list[float], stopped: bool = True):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    best = int(np.argmax(valid)) + 1
+    history = [{"epoch": i + 1, "valid_recall@20": v} for i, v in enumerate(valid)]
+    return replace(r, history=history, best_epoch=best, epochs_run=len(valid), stopped_early=stopped)
+
+
+def test_report_names_runs_stopped_on_an_early_peak_and_where_their_curve_went() -> None:
+    from benchmark.study.report_page import _early_peaks
+
+    dip = [0.10, 0.13, 0.12, 0.11] + [0.11 + 0.001 * i for i in range(19)]  # best at 2, back to .128
+    decline = [0.2, 0.3, 0.25] + [0.15] * 20
+    late = [0.01 * i for i in range(1, 11)] + [0.09] * 20  # best at epoch 10: converged, not listed
+    runs = [
+        _curve(record("d", "lightgcn", 1, 0.1, [0.1]), dip),
+        _curve(record("d", "slmrec", 0, 0.1, [0.1]), decline),
+        _curve(record("d", "bpr", 0, 0.1, [0.1]), late),
+        _curve(record("d", "vbpr", 0, 0.1, [0.1]), dip, stopped=False),  # ran to its cap
+    ]
+    lines = _early_peaks(runs)
+    assert lines == [
+        "d / lightgcn seed 1: best epoch 2 of 23, validation Recall@20 0.1300 there, 0.1100 at its lowest "
+        "after, 0.1280 when it stopped (climbing back); test Recall@20 0.1000",
+        "d / slmrec seed 0: best epoch 2 of 23, validation Recall@20 0.3000 there, 0.1500 at its lowest "
+        "after, 0.1500 when it stopped (still low); test Recall@20 0.1000",
+    ]
