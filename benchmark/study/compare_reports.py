@@ -6,7 +6,7 @@ machine) move the numbers beyond seed noise?
 For every (dataset, model) that both reports hold, the runs are paired by seed. Per metric: each
 side's per-seed values and mean ± sd, and the two-sided paired t-tests over test users (the
 per-user metric averaged over seeds) and over seeds (`significance.compare`); then the best epochs.
-The rule is the verdict sentence's (`verdict.ALPHA`): the two differ when p over users is below
+The rule is the verdict sentence's (`verdict.direction`): the two differ when p over users is below
 it and every seed moves the same way; otherwise they are within seed noise (or identical, when
 no seed moves). It reads only the
 committed records that the manifest (`results/artefacts.json`) lists for each report's page
@@ -21,9 +21,8 @@ import numpy as np
 
 from .driver import load_manifest
 from .record import Record
-from .significance import compare
 from .store import RunStore
-from .verdict import ALPHA
+from .verdict import direction, format_p
 
 METRICS = ("recall@20", "ndcg@20")
 
@@ -42,10 +41,6 @@ def report_records(tag: str, store: RunStore | None = None) -> list[Record]:
             raise SystemExit(f"{page}: its record {key} is not in {store.directory}")
         out.append(rec)
     return out
-
-
-def _pvalue(p: float) -> str:
-    return "n/a" if np.isnan(p) else (f"{p:.2g}" if p >= 1e-4 else "< 1e-4")
 
 
 def _cell(values: list[float]) -> str:
@@ -78,16 +73,13 @@ def compare_runs(a: list[Record], b: list[Record], metrics: tuple[str, ...] = ME
                 )
                 continue
             va, vb = [r.test[metric] for r in pick_a], [r.test[metric] for r in pick_b]
-            p = compare(pick_a, pick_b, metric)
-            diffs = np.subtract(va, vb)
-            same_way = bool(np.all(diffs > 0) or np.all(diffs < 0))
-            differ = p["p_users"] < ALPHA and same_way and len(seeds) > 1
-            word = ("A higher" if diffs[0] > 0 else "B higher") if differ else "within seed noise"
-            if not np.any(diffs):
+            sign, p = direction(pick_a, pick_b, metric)
+            word = {1: "A higher", -1: "B higher", 0: "within seed noise"}[sign]
+            if va == vb:
                 word = "identical"
             rows.append(
-                f"| {dataset} | {model} | {metric} | {_cell(va)} | {_cell(vb)} | {_pvalue(p['p_users'])} "
-                f"| {_pvalue(p['p_seeds'])} | {len(seeds)} | {word} |"
+                f"| {dataset} | {model} | {metric} | {_cell(va)} | {_cell(vb)} | {format_p(p['p_users'])} "
+                f"| {format_p(p['p_seeds'])} | {len(seeds)} | {word} |"
             )
     return rows
 

@@ -26,8 +26,30 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
 
 
+def format_p(p: float) -> str:
+    """A p-value as the sentences print it: two significant digits, "< 1e-4" below that, "n/a"."""
+    return "n/a" if math.isnan(p) else (f"{p:.2g}" if p >= 1e-4 else "< 1e-4")
+
+
 def _p(p: float) -> str:
-    return "p n/a" if math.isnan(p) else (f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4")
+    text = format_p(p)
+    return f"p {text}" if text[0] in "<n" else f"p = {text}"
+
+
+def direction(mine: list[Record], theirs: list[Record], metric: str) -> tuple[int, dict[str, float]]:
+    """+1 / -1 when ``mine`` is above / below ``theirs`` beyond seed noise, else 0; and the p-values.
+
+    The module's rule, paired by seed: p over users below `ALPHA` and the same sign at every one
+    of at least two shared seeds.
+    """
+    p = compare(mine, theirs, metric)
+    a = {r.spec.seed: r.test[metric] for r in mine}
+    b = {r.spec.seed: r.test[metric] for r in theirs}
+    diffs = [a[s] - b[s] for s in sorted(set(a) & set(b))]
+    same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
+    if len(diffs) > 1 and same_sign and p["p_users"] < ALPHA:
+        return (1 if diffs[0] > 0 else -1), p
+    return 0, p
 
 
 def verdicts(records: list[Record], focus: str, label: str, metric: str = "recall@20") -> list[str]:
@@ -53,17 +75,8 @@ def verdicts(records: list[Record], focus: str, label: str, metric: str = "recal
                 f"{dataset}: {label} is {higher} the best baseline {best} with one seed, which allows no test: {numbers}."
             )
             continue
-        p = compare(mine, theirs, metric)
-        diffs = [
-            next(r for r in mine if r.spec.seed == s).test[metric]
-            - next(r for r in theirs if r.spec.seed == s).test[metric]
-            for s in seeds
-        ]
-        same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
-        if p["p_users"] < ALPHA and same_sign:
-            word = "better than" if diffs[0] > 0 else "worse than"
-        else:
-            word = "not distinguishable from"
+        sign, p = direction(mine, theirs, metric)
+        word = {1: "better than", -1: "worse than", 0: "not distinguishable from"}[sign]
         out.append(
             f"{dataset}: {label} is {word} the best baseline {best}: {numbers} "
             f"({_p(p['p_users'])} over users, {_p(p['p_seeds'])} over seeds; {len(seeds)} seeds)."
