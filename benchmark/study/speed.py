@@ -36,6 +36,7 @@ from ..paths import ROOT
 from ..registry import get_model
 from ..sampling import epoch_pairs, interaction_keys, sample_negatives
 from ..trainer import make_optimizer, peak_memory_mb, run_epoch, seed_everything, train
+from .floor import ProductCount, gemm_rate, spmm_rate
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -99,7 +100,9 @@ def time_propagation(dataset: str, root: Path | None, repeats: int) -> dict[str,
 def time_steps(model: str, data, steps: int, warmup: int = 1, precision: str = "fp32") -> dict[str, float]:  # type: ignore[no-untyped-def]
     """CPU and wall seconds of one training epoch of ``model`` on ``data``, timed over ``steps``
     optimiser steps of the shared loop (after ``warmup``) and scaled to the epoch's step count.
-    ``start_epoch`` (graph refresh, re-clustering) is timed once and added."""
+    The epoch's first step, with ``start_epoch`` and the refresh it triggers (a learned graph's
+    rebuild, a re-clustering), is timed once on its own. ``dense_flops``, ``sparse_macs``: the
+    epoch's products (`floor.ProductCount`)."""
     cls = get_model(model)
     seed_everything(0)
     net = cls(data, build_config(cls.Config))
@@ -113,9 +116,6 @@ def time_steps(model: str, data, steps: int, warmup: int = 1, precision: str = "
         neg = neg[:, 0]
     n_steps = -(-len(users) // cfg.batch_size)
     net.train()
-    c0, w0 = time.process_time(), time.perf_counter()
-    net.start_epoch(1)
-    start_cpu, start_wall = time.process_time() - c0, time.perf_counter() - w0
 
     def step(i: int) -> None:
         s = (i % n_steps) * cfg.batch_size
@@ -126,13 +126,31 @@ def time_steps(model: str, data, steps: int, warmup: int = 1, precision: str = "
         loss.backward()
         opt.step()
 
-    for i in range(warmup):
+    def first_step() -> None:  # an epoch's first step also refreshes what start_epoch marks stale
+        net.start_epoch(1)
+        step(0)
+
+    first_step()
+    for i in range(1, warmup):
         step(i)
     c0, w0 = time.process_time(), time.perf_counter()
-    for i in range(warmup, warmup + steps):
+    first_step()
+    first_cpu, first_wall = time.process_time() - c0, time.perf_counter() - w0
+    c0, w0 = time.process_time(), time.perf_counter()
+    for i in range(1, 1 + steps):
         step(i)
     cpu, wall = (time.process_time() - c0) / steps, (time.perf_counter() - w0) / steps
-    return {"cpu_s": start_cpu + cpu * n_steps, "wall_s": start_wall + wall * n_steps, "steps": n_steps}
+    with ProductCount() as first:  # counted after the timing, which the counter would slow
+        first_step()
+    with ProductCount() as later:
+        step(1)
+    return {
+        "cpu_s": first_cpu + cpu * (n_steps - 1),
+        "wall_s": first_wall + wall * (n_steps - 1),
+        "steps": n_steps,
+        "dense_flops": first.dense_flops + later.dense_flops * (n_steps - 1),
+        "sparse_macs": first.sparse_macs + later.sparse_macs * (n_steps - 1),
+    }
 
 
 def per_model_table(
@@ -141,21 +159,33 @@ def per_model_table(
     """Seconds per training epoch of each model beside LightGCN's, measured in this one process
     (one thread), as the ratio of CPU time and of wall time: the ratio is the figure of merit on
     a shared machine, the absolute seconds are not. With ``bf16`` in ``precisions`` each model is
-    also timed under bfloat16 autocast (the ratio stays to LightGCN's fp32 epoch)."""
+    also timed under bfloat16 autocast (the ratio stays to LightGCN's fp32 epoch).
+
+    The last three columns are the epoch's products and their floor (`floor`): dense GFLOP,
+    sparse multiply-adds (G), and the fewest CPU seconds they take at the rates this process
+    measures (a large dense product; the dataset's graph product), as a ratio to LightGCN's
+    epoch: a model whose floor ratio exceeds its target cannot meet it at the same maths here.
+    ``x floor``: the measured epoch over its floor, the share of the time not in products."""
     torch.set_num_threads(1)
     data = load_dataset(dataset, root)
+    dense_rate, sparse_rate = gemm_rate(), spmm_rate(normalised_adjacency(data.train))
     base = time_steps("lightgcn", data, steps)
     lines = [
         f"{dataset}, 1 thread, {steps} steps timed per model after 1 warm-up, scaled to an epoch "
-        f"({base['steps']:.0f} steps of LightGCN's batch)",
-        f"{'model':10s} {'cpu s/epoch':>12s} {'wall s/epoch':>13s} {'cpu ratio':>10s} {'wall ratio':>11s}",
+        f"({base['steps']:.0f} steps of LightGCN's batch); this core: dense products "
+        f"{dense_rate / 1e9:.0f} GFLOP/s, the graph's product {sparse_rate / 1e9:.1f} G multiply-adds/s",
+        f"{'model':10s} {'cpu s/epoch':>12s} {'wall s/epoch':>13s} {'cpu ratio':>10s} {'wall ratio':>11s} "
+        f"{'dense GFLOP':>12s} {'sparse GMAC':>12s} {'floor ratio':>12s} {'x floor':>8s}",
     ]
     for m in models:
         for precision in precisions:
             r = base if m == "lightgcn" and precision == "fp32" else time_steps(m, data, steps, precision=precision)
+            floor = r["dense_flops"] / dense_rate + r["sparse_macs"] / sparse_rate
             lines.append(
                 f"{m + ('' if precision == 'fp32' else ' ' + precision):10s} {r['cpu_s']:12.2f} {r['wall_s']:13.2f} "
-                f"{r['cpu_s'] / base['cpu_s']:10.1f} {r['wall_s'] / base['wall_s']:11.1f}"
+                f"{r['cpu_s'] / base['cpu_s']:10.1f} {r['wall_s'] / base['wall_s']:11.1f} "
+                f"{r['dense_flops'] / 1e9:12.1f} {r['sparse_macs'] / 1e9:12.2f} "
+                f"{floor / base['cpu_s']:12.1f} {r['cpu_s'] / max(floor, 1e-9):8.1f}"
             )
     return lines
 
