@@ -185,7 +185,8 @@ def per_model_table(
                 f"{m + ('' if precision == 'fp32' else ' ' + precision):10s} {r['cpu_s']:12.2f} {r['wall_s']:13.2f} "
                 f"{r['cpu_s'] / base['cpu_s']:10.1f} {r['wall_s'] / base['wall_s']:11.1f} "
                 f"{r['dense_flops'] / 1e9:12.1f} {r['sparse_macs'] / 1e9:12.2f} "
-                f"{floor / base['cpu_s']:12.1f} {r['cpu_s'] / max(floor, 1e-9):8.1f}"
+                f"{floor / base['cpu_s']:12.1f} "
+                + (f"{r['cpu_s'] / floor:8.1f}" if floor > 1e-3 * r["cpu_s"] else f"{'-':>8s}")
             )
     return lines
 
