@@ -225,15 +225,18 @@ def produce(opts: Options, store: RunStore | None = None) -> int:
 
 
 def plan(arts: list[Artefact], store: RunStore) -> list[str]:
-    """Per artefact and dataset: runs needed, recorded, to run; and the one-process time of those
-    to run, estimated from the recorded runs (``benchmark.study.estimate``)."""
+    """Per artefact and dataset: runs needed, recorded, to run; the one-process time of those
+    to run, estimated from the recorded runs (``benchmark.study.estimate``); and the whole
+    campaign's, the recorded runs' own seconds (as their records give them, on whatever
+    machine made them) plus that estimate."""
     history = History(store.all())
-    lines, typical, worst, unknown, seen = [], 0.0, 0.0, 0, set()
+    lines, typical, worst, unknown, seen, recorded = [], 0.0, 0.0, 0, set(), 0.0
     for a in arts:
         for d in dict.fromkeys(s.dataset for s in a.specs):
             specs = [s for s in a.specs if s.dataset == d]
             keys = [store.key(s) for s in specs]
             todo = [s for s, k in zip(specs, keys) if k not in seen and not store.has(s)]
+            recorded += sum(r.total_seconds for k in set(keys) - seen if (r := store.by_key(k)) is not None)
             seen.update(keys)
             for s in todo:
                 e = history.estimate(s)
@@ -253,6 +256,10 @@ def plan(arts: list[Artefact], store: RunStore) -> list[str]:
         f"to run: about {typical / 3600:.1f} h in one process if runs stop where recorded ones did, "
         f"at most {worst / 3600:.1f} h"
         + (f"; {unknown} run(s) of a dataset and model with no record to estimate from" if unknown else "")
+    )
+    lines.append(
+        f"whole campaign: {recorded / 60:.0f} min recorded + about {typical / 60:.0f} min to run "
+        f"= {(recorded + typical) / 60:.0f} min in one process"
     )
     return lines
 

@@ -120,6 +120,8 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
     assert run(base, tmp_path).returncode == 0
     after = run([*base, "--plan"], tmp_path).stdout
     assert "1 recorded or shared, 0 to run" in after and "about 0.0 h" in after
+    seconds = RunStore(tmp_path / "results" / "runs").get(RunSpec("synthetic-tiny", "bpr", 0, epochs=2)).total_seconds
+    assert f"whole campaign: {seconds / 60:.0f} min recorded + about 0 min to run" in after
     default = (tmp_path / "results" / "table2.md").read_text()
     tagged = run(
         [
