@@ -16,6 +16,7 @@ cannot meet that target at the same maths on this core.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -72,24 +73,23 @@ class ProductCount(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def gemm_rate(size: int = 1536, repeats: int = 5) -> float:
-    """This core's float32 dense product rate in FLOP/s (best of ``repeats`` square products)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def _best_cpu_seconds(fn: Callable[[], object], repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
         t = time.process_time()
-        torch.mm(a, b)
+        fn()
         best = min(best, time.process_time() - t)
-    return 2 * size**3 / max(best, 1e-9)
+    return max(best, 1e-9)
+
+
+def gemm_rate(size: int = 1536, repeats: int = 5) -> float:
+    """This core's float32 dense product rate in FLOP/s (best of ``repeats`` square products)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return 2 * size**3 / _best_cpu_seconds(lambda: torch.mm(a, b), repeats)
 
 
 def spmm_rate(graph: torch.Tensor, columns: int = 64, repeats: int = 5) -> float:
     """This core's rate, in sparse multiply-adds per second, of a square sparse ``graph`` times a
     dense matrix of ``columns`` columns, as LightGCN's layer does it (best of ``repeats``)."""
     x = torch.randn(graph.shape[1], columns)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.process_time()
-        torch.sparse.addmm(x, graph, x)
-        best = min(best, time.process_time() - t)
-    return _nnz(graph) * columns / max(best, 1e-9)
+    return _nnz(graph) * columns / _best_cpu_seconds(lambda: torch.sparse.addmm(x, graph, x), repeats)
