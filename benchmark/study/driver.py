@@ -90,13 +90,19 @@ class RecordIndex:
     """Every current record of a store by its spec as given: rendering needs no dataset loaded.
     A record whose key is not the one today's code gives its spec (on the dataset checksum it
     records) was made under other defaults (MMIL's epoch cap before 572a676): kept as evidence,
-    never rendered."""
+    never rendered. A spec that names a default value (Figure 2's μ = 0.01 point is MMIL's own
+    default) shares its key, and so its record, with the spec that leaves it out: it is found by
+    the key it gives on the checksums recorded for its dataset."""
 
     def __init__(self, store: RunStore) -> None:
         self.by_spec: dict[str, Record] = {}
+        self.by_key: dict[str, Record] = {}
+        self.checksums: dict[str, set[str]] = {}
         for r in store.all():
             if r.spec.key(r.dataset.checksum) != r.key:
                 continue
+            self.by_key[r.key] = r
+            self.checksums.setdefault(r.spec.dataset, set()).add(r.dataset.checksum)
             ident = r.spec.identity()
             if ident in self.by_spec and self.by_spec[ident].key != r.key:
                 raise ValueError(
@@ -109,15 +115,23 @@ class RecordIndex:
         """The records of each artefact; MissingRecords names the first run that has none."""
         out = []
         for a in arts:
-            missing = [s for s in a.specs if s.identity() not in self.by_spec]
+            found = {s.identity(): self.find(s) for s in a.specs}
+            missing = [s for s in a.specs if found[s.identity()] is None]
             if missing:
                 raise MissingRecords(
                     f"{a.name}: {len(missing)} of {len(a.specs)} runs have no record in "
                     f"{display_path(runs_dir())}, first {missing[0].label()}; nothing was written "
                     "(train them without --report, or narrow --datasets/--models)"
                 )
-            out.append([self.by_spec[s.identity()] for s in a.specs])
+            out.append([found[s.identity()] for s in a.specs])
         return out
+
+    def find(self, spec: RunSpec) -> Record | None:
+        """``spec``'s record: by the spec as given, else by its key (a default named explicitly)."""
+        if (r := self.by_spec.get(spec.identity())) is not None:
+            return r
+        keys = (spec.key(c) for c in sorted(self.checksums.get(spec.dataset, ())))
+        return next((self.by_key[k] for k in keys if k in self.by_key), None)
 
 
 def resolve(opts: Options) -> tuple[list[str], list[str]]:

@@ -260,3 +260,23 @@ def test_the_record_index_skips_records_made_under_other_defaults(tmp_path: Path
     store.put(other)
     with pytest.raises(ValueError, match="two records for"):
         RecordIndex(store)
+
+
+def test_the_record_index_finds_a_spec_that_names_a_default_by_its_key(tmp_path: Path) -> None:
+    """Figure 2's mu = 0.01 point is MMIL's default: one run, recorded under the plain spec."""
+    from dataclasses import replace
+
+    from benchmark.study.driver import RecordIndex
+    from mmil.config import MMILConfig
+    from tests.study.records import fake_record
+
+    plain = fake_record("synthetic-tiny", "mmil", 0, 0.1, [0.1])
+    plain = replace(plain, key=plain.spec.key(plain.dataset.checksum))
+    store = RunStore(tmp_path)
+    store.put(plain)
+    index = RecordIndex(store)
+    named = replace(plain.spec, config={"mu": MMILConfig().mu})
+    assert named.identity() != plain.spec.identity()
+    found = index.find(named)
+    assert found is not None and found.key == plain.key
+    assert index.find(replace(plain.spec, config={"mu": MMILConfig().mu * 10})) is None
