@@ -36,18 +36,9 @@ from ..paths import ROOT
 from ..registry import get_model
 from ..sampling import epoch_pairs, interaction_keys, sample_negatives
 from ..trainer import make_optimizer, peak_memory_mb, run_epoch, seed_everything, train
-from .floor import ProductCount, gemm_rate, spmm_rate
+from .floor import ProductCount, best_of, gemm_rate, spmm_rate
 
 SHARED = ROOT.parent / "shared" / "data"
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def build(model: str, dataset: str, root: Path | None):  # type: ignore[no-untyped-def]
@@ -165,7 +156,7 @@ def per_model_table(
     sparse multiply-adds (G), and the fewest CPU seconds they take at the rates this process
     measures (a large dense product; the dataset's graph product), as a ratio to LightGCN's
     epoch: a model whose floor ratio exceeds its target cannot meet it at the same maths here.
-    ``x floor``: the measured epoch over its floor, the share of the time not in products."""
+    ``x floor``: the measured epoch over its floor (1.0 would be all time in products)."""
     torch.set_num_threads(1)
     data = load_dataset(dataset, root)
     dense_rate, sparse_rate = gemm_rate(), spmm_rate(normalised_adjacency(data.train))
