@@ -3,8 +3,12 @@
 Used by ``run_all.py --plan`` (time left) and by ``study.execute`` (longest runs first when
 several processes share the work, so a long run started last does not set the finishing time).
 A run is compared with recorded runs of the same dataset, model and kind of device (a GPU epoch
-is a fraction of a CPU one), preferring those with the same configuration (a d=512 MMIL run costs several times a d=64 one): its typical time is as long
-as those took (uncapped ones preferred), its worst their seconds per epoch times its epoch cap.
+is a fraction of a CPU one), preferring those with the same configuration (a d=512 MMIL run costs several times a d=64 one): its typical time is
+the epochs those trained (uncapped ones preferred) at their seconds per epoch, its worst that rate
+times its epoch cap. The rate is the median over the records of the newest code among them: an
+older record may predate a speed-up (TikTok HCGCN's of November: 203 s an epoch), and one run can
+be slowed by what shared its machine (a TikTok MMGCN search run recorded 267 s an epoch against
+15-19 s for its siblings).
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ class History:
         recs = [r for r in recs if _setting(r.spec) == setting] or recs
         # a search point stopped by its pruner is as short as a capped run
         full = [r for r in recs if not (r.epochs_capped or r.pruned)] or recs
-        typical = sum(r.total_seconds for r in full) / len(full)
-        worst = _per_epoch(recs) * spec.resolved()[1].max_epochs
+        rate = _per_epoch(recs)
+        typical = rate * sum(r.epochs_run for r in full) / len(full)
+        worst = rate * spec.resolved()[1].max_epochs
         # runs of other settings (an ablation's variants) can have run longer than this one's cap
         return Estimate(min(typical, worst), worst)
 
@@ -77,7 +82,10 @@ class History:
 
 
 def _per_epoch(records: list[Record]) -> float:
-    return sum(r.total_seconds / max(r.epochs_run, 1) for r in records) / len(records)
+    """Median seconds per epoch (evaluations included) of the records made by the code version of
+    the last one finished."""
+    newest = max(records, key=lambda r: r.finished).code_version
+    return float(np.median([r.total_seconds / max(r.epochs_run, 1) for r in records if r.code_version == newest]))
 
 
 def sha_epochs(merits: Sequence[float], first_rung: int, reduction: int, finish: float) -> list[float]:

@@ -55,13 +55,17 @@ def test_expected_sha_epochs() -> None:
     assert e[1] > e[-1]  # a late point meets more competitors at each rung
 
 
-def _rec(model: str, epochs: int, seconds: float, pruned: bool = False) -> SimpleNamespace:
+def _rec(
+    model: str, epochs: int, seconds: float, pruned: bool = False, code: str = "new", finished: str = "2026-12-02"
+) -> SimpleNamespace:
     return SimpleNamespace(
         spec=RunSpec("synthetic-tiny", model, 0),
         epochs_capped=False,
         pruned=pruned,
         total_seconds=seconds,
         epochs_run=epochs,
+        code_version=code,
+        finished=finished,
     )
 
 
@@ -74,3 +78,18 @@ def test_expected_search_seconds() -> None:
     assert seconds == pytest.approx([0.0] + [2.0 * e for e in expected_sha_epochs(3, 5, 3, 50.0)[1:]])
     # only pruned runs: how long a point runs when not stopped is unknown
     assert expected_search_seconds(specs, [True] * 3, 5, 3, History([_rec("bpr", 5, 10.0, pruned=True)])) is None
+
+
+def test_rate_comes_from_the_newest_code_and_resists_one_slow_run() -> None:
+    old = _rec("bpr", 100, 10_000.0, code="old", finished="2026-11-30")  # 100 s an epoch, before a speed-up
+    new = [_rec("bpr", 50, 100.0), _rec("bpr", 50, 150.0), _rec("bpr", 50, 5_000.0)]  # 2, 3 and 100 s an epoch
+    estimate = History([old, *new]).estimate(RunSpec("synthetic-tiny", "bpr", 1))
+    assert estimate is not None
+    # median rate of the newest code: 3 s an epoch; epochs: the mean of all four unpruned runs (62.5)
+    assert estimate.typical_seconds == pytest.approx(3.0 * 62.5)
+    assert estimate.worst_seconds == pytest.approx(3.0 * RunSpec("synthetic-tiny", "bpr", 1).resolved()[1].max_epochs)
+    # the newest code is that of the last record finished, whatever order the store lists them in
+    finished_last = _rec("bpr", 10, 10.0, code="newer", finished="2026-12-03")
+    assert History([finished_last, old, *new]).finish_and_rate(RunSpec("synthetic-tiny", "bpr", 1)) == pytest.approx(
+        (52.0, 1.0)
+    )

@@ -192,6 +192,8 @@ def _record(
         pruned=pruned,
         total_seconds=seconds,
         epochs_run=epochs,
+        code_version="test",
+        finished="",
     )
 
 
@@ -213,7 +215,8 @@ def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
     bpr = RunSpec("synthetic-tiny", "bpr", 1)
     new = RunSpec("synthetic-tiny", "lightgcn", 1)
     e = history.estimate(small)
-    # only the d=64 runs count for a d=64 run: (10 + 30) / 2, and 4 s/epoch times its epoch cap
+    # only the d=64 runs count for a d=64 run: 10 epochs at their median 2 s/epoch, and that rate
+    # times its epoch cap
     assert e is not None and e.typical_seconds == pytest.approx(20.0)
     assert e.worst_seconds == pytest.approx(2.0 * small.resolved()[1].max_epochs)
     assert history.estimate(big).typical_seconds == pytest.approx(400.0)  # type: ignore[union-attr]
@@ -221,9 +224,10 @@ def test_estimate_prefers_the_same_setting_and_orders_longest_first() -> None:
     assert history.estimate(bpr).typical_seconds == pytest.approx(2.0)  # type: ignore[union-attr]
     assert history.estimate(new) is None
     # no run is expected to take longer than its epoch cap at the recorded rate
-    # (a 3-epoch MMIL run matches no recorded setting: all three runs, 146.7 s on average, 14.7 s/epoch)
+    # (a 3-epoch MMIL run matches no recorded setting: all three runs, at their median 3 s/epoch,
+    # 30 s for their 10 epochs, 9 s for its 3)
     capped = history.estimate(replace(big, epochs=3))
-    assert capped is not None and capped.typical_seconds == capped.worst_seconds == pytest.approx(44.0)
+    assert capped is not None and capped.typical_seconds == capped.worst_seconds == pytest.approx(9.0)
     assert history.estimate(replace(small, device="cuda")) is None  # a CPU's times say nothing of a GPU's
     assert longest_first([bpr, small, big, new], history) == [new, big, small, bpr]
     # with no records at all (a fresh clone): by the prior, a model it does not know first
