@@ -2,7 +2,8 @@
 
     python -m benchmark.study.hit_ranks --data-root ../shared/data --dataset tiktok --models lightgcn mmil
 
-For each model, its committed seed-0 record on the dataset (default protocol) is retrained in a
+For each model, its committed seed-0 record on the dataset (default protocol; with ``--tuned``, at
+its configuration in ``results/tuned.json``) is retrained in a
 scratch process (same spec, so the same weights; the test split is not read) and its full ranking of every test user is read:
 
 - the rank of each hit (the first test item in the top 20), the share at rank 1 and in 1-5;
@@ -40,6 +41,7 @@ from ..registry import get_model
 from ..trainer import seed_everything, train
 from .spec import RunSpec
 from .store import RunStore
+from .tuning import load_choices, split_point, tuned_path
 
 K = 20
 
@@ -177,12 +179,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataset", default="tiktok")
     p.add_argument("--models", nargs="+", default=["lightgcn", "mmil"])
     p.add_argument("--per-epoch", action="store_true", help="trace the shared list epoch by epoch on validation")
+    p.add_argument("--tuned", action="store_true", help="each model at its results/tuned.json configuration")
     args = p.parse_args(argv)
+    choices = load_choices() if args.tuned else {}
     data = load_dataset(args.dataset, args.data_root)
     users = np.flatnonzero(np.diff(data.test.indptr) > 0)
     store = RunStore(data_root=args.data_root)
     for name in args.models:
-        spec = RunSpec(args.dataset, name)
+        if args.tuned and (args.dataset, name) not in choices:
+            raise SystemExit(f"no tuned configuration of {name} on {args.dataset} in {tuned_path()}")
+        config, train_keys = split_point(choices.get((args.dataset, name), {}))
+        spec = RunSpec(args.dataset, name, config=config, train=train_keys)
         record = store.get(spec)
         if record is None:
             raise SystemExit(f"no committed record of {spec.label()} in {store.directory}")

@@ -76,3 +76,23 @@ def test_most_popular_counts_ties_ahead() -> None:
     valid[1, 0] = 1
     data = SimpleNamespace(train=train.tocsr(), valid=valid.tocsr())
     assert hit_ranks.most_popular_recall(data) == 0.0
+
+
+def test_tuned_reads_the_tuned_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    class EmptyStore:
+        directory = tmp_path
+
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def get(self, spec: RunSpec) -> None:
+            return None
+
+    monkeypatch.setattr(hit_ranks, "RunStore", EmptyStore)
+    monkeypatch.setattr(hit_ranks, "load_choices", lambda: {("synthetic-tiny", "lightgcn"): {"lr": 0.01, "reg_weight": 0.1}})
+    argv = ["--data-root", str(tmp_path), "--dataset", "synthetic-tiny", "--tuned", "--models"]
+    # the spec it looks up is the tuned one, trainer and model keys each in their place
+    with pytest.raises(SystemExit, match=r"lightgcn\(lr=0.01,reg_weight=0.1\) seed 0\]"):
+        hit_ranks.main([*argv, "lightgcn"])
+    with pytest.raises(SystemExit, match="no tuned configuration of mmil on synthetic-tiny"):
+        hit_ranks.main([*argv, "mmil"])
