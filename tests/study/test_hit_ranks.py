@@ -89,7 +89,9 @@ def test_tuned_reads_the_tuned_configuration(monkeypatch: pytest.MonkeyPatch, tm
             return None
 
     monkeypatch.setattr(hit_ranks, "RunStore", EmptyStore)
-    monkeypatch.setattr(hit_ranks, "load_choices", lambda: {("synthetic-tiny", "lightgcn"): {"lr": 0.01, "reg_weight": 0.1}})
+    monkeypatch.setattr(
+        hit_ranks, "load_choices", lambda: {("synthetic-tiny", "lightgcn"): {"lr": 0.01, "reg_weight": 0.1}}
+    )
     argv = ["--data-root", str(tmp_path), "--dataset", "synthetic-tiny", "--tuned", "--models"]
     # the spec it looks up is the tuned one, trainer and model keys each in their place
     with pytest.raises(SystemExit, match=r"lightgcn\(lr=0.01,reg_weight=0.1\) seed 0\]"):
