@@ -83,14 +83,16 @@ def top_lists(model, data: Dataset, users: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def describe(top: np.ndarray, mean_score: np.ndarray, data: Dataset, users: np.ndarray) -> list[str]:
-    in_test = np.take_along_axis(data.test[users].toarray() > 0, top, axis=1)
+    relevant = data.test[users].toarray() > 0
+    in_test = np.take_along_axis(relevant, top, axis=1)
+    recall = float(np.mean(in_test.sum(axis=1) / relevant.sum(axis=1)))  # the evaluator's Recall@K
     hits = in_test.argmax(axis=1)[in_test.any(axis=1)] + 1  # the rank of each user's first hit
     train_pop, test_pop = (np.asarray(m.sum(0)).ravel() for m in (data.train, data.test))
     overlap = np.isin(top, np.argsort(-mean_score)[:K]).mean()
     counts = np.bincount(top[:, :5].ravel(), minlength=data.n_items)
     five = np.argsort(-counts)[:5]
     return [
-        f"  recall@20 {len(hits) / len(users):.4f}; hits at rank 1 {np.mean(hits == 1):.1%}, at 1-5 "
+        f"  recall@{K} {recall:.4f}, hit rate {len(hits) / len(users):.4f} (users with a hit); of their first hits: at rank 1 {np.mean(hits == 1):.1%}, at 1-5 "
         f"{np.mean(hits <= 5):.1%}, median rank {np.median(hits):.0f}",
         f"  overlap of a user's top {K} with the top {K} of the mean score: {overlap:.1%}; "
         f"{np.count_nonzero(counts)} distinct items in the top-5 lists, the 5 most frequent hold "

@@ -98,3 +98,15 @@ def test_tuned_reads_the_tuned_configuration(monkeypatch: pytest.MonkeyPatch, tm
         hit_ranks.main([*argv, "lightgcn"])
     with pytest.raises(SystemExit, match="no tuned configuration of mmil on synthetic-tiny"):
         hit_ranks.main([*argv, "mmil"])
+
+
+def test_describe_by_hand() -> None:
+    # user 0: test items 3 and 30, item 3 at rank 2 (recall 1/2); user 1: test item 7, not listed
+    n_items = 40
+    test = sp.lil_matrix((2, n_items))
+    test[0, 3] = test[0, 30] = test[1, 7] = 1
+    data = SimpleNamespace(train=sp.csr_matrix((2, n_items)), test=test.tocsr(), n_items=n_items)
+    top = np.array([[10, 3, *range(11, 29)], list(range(20, 40))])
+    lines = hit_ranks.describe(top, np.zeros(n_items), data, np.array([0, 1]))
+    assert lines[0].startswith("  recall@20 0.2500, hit rate 0.5000")
+    assert "at rank 1 0.0%, at 1-5 100.0%, median rank 2" in lines[0]
