@@ -45,7 +45,7 @@ class Pruning:
     """Successive halving on the validation metric, in epochs."""
 
     # the first rung (`for_model` raises it for a model that declares a later one); with 3 the
-    # rungs are 5, 15, 45 epochs. The budget decides it: every model's
+    # rungs are 5, 15, 45, 135, ... epochs. The budget decides it: every model's
     # TikTok search in about 10 hours on 2 cores needs most points stopped at 5 epochs (their
     # s/epoch there, LightGCN 6 to MICRO 110, times 11 points x 5 + ~4 x 10 + ~2 x 30 epochs)
     min_epochs: int = 5
