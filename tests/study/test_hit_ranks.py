@@ -86,8 +86,10 @@ def test_tuned_reads_the_tuned_configuration(monkeypatch: pytest.MonkeyPatch, tm
             pass
 
         def get(self, spec: RunSpec) -> None:
+            looked_up.append(spec)
             return None
 
+    looked_up: list[RunSpec] = []
     monkeypatch.setattr(hit_ranks, "RunStore", EmptyStore)
     monkeypatch.setattr(
         hit_ranks, "load_choices", lambda: {("synthetic-tiny", "lightgcn"): {"lr": 0.01, "reg_weight": 0.1}}
@@ -96,6 +98,7 @@ def test_tuned_reads_the_tuned_configuration(monkeypatch: pytest.MonkeyPatch, tm
     # the spec it looks up is the tuned one, trainer and model keys each in their place
     with pytest.raises(SystemExit, match=r"lightgcn\(lr=0.01,reg_weight=0.1\) seed 0\]"):
         hit_ranks.main([*argv, "lightgcn"])
+    assert dict(looked_up[0].config) == {"reg_weight": 0.1} and dict(looked_up[0].train) == {"lr": 0.01}
     with pytest.raises(SystemExit, match="no tuned configuration of mmil on synthetic-tiny"):
         hit_ranks.main([*argv, "mmil"])
 
