@@ -125,6 +125,17 @@ def _other_reports(res: Path) -> list[str]:
     return out + [""]
 
 
+def _relink(res: Path) -> None:
+    """Rewrite the closing "Other reports" list of an existing ``results/REPORT.md``: a new tagged
+    report must not leave the default one stale (``--report --check`` would then fail on it)."""
+    page = res / "REPORT.md"
+    if not page.is_file():
+        return
+    lines = page.read_text().splitlines()
+    end = lines.index("## Other reports") if "## Other reports" in lines else len(lines)
+    write_text_atomic(page, "\n".join(lines[:end] + _other_reports(res)) + "\n")
+
+
 def write_report(
     records: list[Record], commands: list[str], rendered: list[str], tag: str = "", table2: list[Record] | None = None
 ) -> Path:
@@ -245,4 +256,6 @@ def write_report(
         out += _other_reports(res)
     path = res / f"{tagged('REPORT', tag)}.md"
     write_text_atomic(path, "\n".join(out) + "\n")
+    if tag:
+        _relink(res)
     return path

@@ -160,6 +160,12 @@ def test_tag_keeps_the_default_artefacts(tmp_path: Path) -> None:
         "`python run_all.py --table 2 --datasets synthetic-tiny --models bpr --seeds 0 --epochs 2 --tag other`" in other
     )
     assert "Table 3" not in untagged.stderr and "Figure" not in untagged.stderr and "wrote" in untagged.stderr
+    # a tagged report written later is linked from the default one at once, the rest left as it was
+    third = run([*base[:-1], "--report", "--tag", "third"], tmp_path)
+    assert third.returncode == 0, third.stderr
+    relinked = (tmp_path / "results" / "REPORT.md").read_text()
+    assert relinked.startswith(page[: page.index("## Other reports")])
+    assert "- [REPORT-other.md](REPORT-other.md):" in relinked and "- [REPORT-third.md](REPORT-third.md):" in relinked
     # --report without an artefact flag asks for every artefact: Table 3's runs are missing, so
     # it fails with one line and overwrites nothing
     before = {p: p.read_bytes() for p in (tmp_path / "results").glob("*.*")}
