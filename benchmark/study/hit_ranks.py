@@ -83,9 +83,10 @@ def top_lists(model, data: Dataset, users: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def describe(top: np.ndarray, mean_score: np.ndarray, data: Dataset, users: np.ndarray) -> list[str]:
-    relevant = data.test[users].toarray() > 0
-    in_test = np.take_along_axis(relevant, top, axis=1)
-    recall = float(np.mean(in_test.sum(axis=1) / relevant.sum(axis=1)))  # the evaluator's Recall@K
+    held = data.test[users]
+    # (user, listed item) lookups in the sparse split: no users x items array
+    in_test = held[np.arange(len(users))[:, None], top].toarray() > 0
+    recall = float(np.mean(in_test.sum(axis=1) / held.getnnz(axis=1)))  # the evaluator's Recall@K
     hits = in_test.argmax(axis=1)[in_test.any(axis=1)] + 1  # the rank of each user's first hit
     train_pop, test_pop = (np.asarray(m.sum(0)).ravel() for m in (data.train, data.test))
     overlap = np.isin(top, np.argsort(-mean_score)[:K]).mean()
