@@ -86,7 +86,9 @@ def describe(top: np.ndarray, mean_score: np.ndarray, data: Dataset, users: np.n
     held = data.test[users]
     # (user, listed item) lookups in the sparse split: no users x items array
     in_test = held[np.arange(len(users))[:, None], top].toarray() > 0
-    recall = float(np.mean(in_test.sum(axis=1) / held.getnnz(axis=1)))  # the evaluator's Recall@K
+    recall = float(
+        np.mean(in_test.sum(axis=1) / np.asarray((held > 0).sum(axis=1)).ravel())
+    )  # the evaluator's Recall@K
     hits = in_test.argmax(axis=1)[in_test.any(axis=1)] + 1  # the rank of each user's first hit
     train_pop, test_pop = (np.asarray(m.sum(0)).ravel() for m in (data.train, data.test))
     overlap = np.isin(top, np.argsort(-mean_score)[:K]).mean()
