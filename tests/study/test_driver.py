@@ -3,10 +3,8 @@ interrupted run leaves no record, bad input gives a one-line error."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,14 +13,11 @@ import pandas as pd
 from benchmark.study.spec import RunSpec
 from benchmark.study.store import RunStore, read_record
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..conftest import driver_argv, driver_env
 
 
 def run(args: list[str], home: Path, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "MMIL_BENCH_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run_all.py"), *args], capture_output=True, text=True, env=env, timeout=600, **kw
-    )
+    return subprocess.run(driver_argv(*args), capture_output=True, text=True, env=driver_env(home), timeout=600, **kw)
 
 
 def test_table2_end_to_end_and_skip(tmp_path: Path) -> None:
@@ -57,25 +52,14 @@ def test_table2_end_to_end_and_skip(tmp_path: Path) -> None:
 
 
 def test_interrupted_run_leaves_no_record(tmp_path: Path) -> None:
-    env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path)}
+    # MMIL trains at least 30 epochs (seconds): LightGCN on the tiny preset could early-stop and
+    # exit before the signal arrives
+    args = driver_argv("--table", "2", "--datasets", "synthetic-tiny", "--models", "mmil", "--epochs", "100000")
     p = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "run_all.py"),
-            "--table",
-            "2",
-            "--datasets",
-            # MMIL trains at least 30 epochs (seconds): LightGCN on the tiny preset could
-            # early-stop and exit before the signal arrives
-            "synthetic-tiny",
-            "--models",
-            "mmil",
-            "--epochs",
-            "100000",
-        ],
+        args,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=driver_env(tmp_path),
         # a shell's background job ignores SIGINT and its children inherit that
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )

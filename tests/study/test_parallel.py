@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from benchmark.study.execute import execute, run_one
 from benchmark.study.spec import RunSpec
 from benchmark.study.store import RunStore, read_record
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..conftest import driver_argv, driver_env, kill_driver_when
 
 
 def specs() -> list[RunSpec]:
@@ -82,30 +81,10 @@ def test_the_device_kind_is_part_of_the_run(tmp_path: Path) -> None:
 
 
 def test_resume_after_killed_driver(tmp_path: Path) -> None:
-    env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path)}
-    args = [
-        sys.executable,
-        str(ROOT / "run_all.py"),
-        "--table",
-        "2",
-        "--datasets",
-        "synthetic-tiny",
-        "--models",
-        "bpr",
-        "lightgcn",
-        "vbpr",
-        "--epochs",
-        "3",
-        "--quiet",
-    ]
-    p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
-    assert p.stderr is not None
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if "runs 1/3 done" in p.stderr.readline():
-            break
-    p.send_signal(signal.SIGKILL)
-    p.wait(timeout=60)
+    env = driver_env(tmp_path)
+    args = driver_argv("--table", "2", "--datasets", "synthetic-tiny", "--models", "bpr", "lightgcn", "vbpr")
+    args += ["--epochs", "3", "--quiet"]
+    kill_driver_when(args, env, "runs 1/3 done")
     runs = tmp_path / "results" / "runs"
     first = {f.name for f in runs.glob("*.json.gz")}
     assert 1 <= len(first) < 3
@@ -148,8 +127,8 @@ def _alive(pid: int) -> bool:
 def test_workers_exit_with_a_killed_driver(tmp_path: Path) -> None:
     """Two runs train in pool workers; the driver is SIGKILLed mid-run. Its workers must go too
     (they used to stay, blocked on the dead driver's pipe, holding their memory)."""
-    env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path)}
-    args = [sys.executable, str(ROOT / "run_all.py"), "--table", "2", "--datasets", "synthetic-tiny"]
+    env = driver_env(tmp_path)
+    args = driver_argv("--table", "2", "--datasets", "synthetic-tiny")
     args += ["--models", "mmil", "--seeds", "0", "1", "--jobs", "2", "--epochs", "100000"]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
     workers: list[int] = []

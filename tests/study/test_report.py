@@ -4,9 +4,7 @@ the significance test on constructed data; figures; --report trains nothing."""
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +17,8 @@ from benchmark.study.definition import FIGURES, TABLE2_METRICS
 from benchmark.study.significance import compare, paired_pvalue
 from benchmark.study.store import read_record
 
+from ..conftest import driver_argv, driver_env
 from .records import fake_record as record
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_table_cells_best_and_improvement() -> None:
@@ -113,10 +110,7 @@ def test_figure_files(tmp_path: Path) -> None:
 
 
 def _driver(args: list[str], home: Path) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
-    env = {**os.environ, "MMIL_BENCH_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run_all.py"), *args], capture_output=True, text=True, env=env, timeout=900
-    )
+    return subprocess.run(driver_argv(*args), capture_output=True, text=True, env=driver_env(home), timeout=900)
 
 
 def test_figure_command_and_report_trains_nothing(tmp_path: Path) -> None:

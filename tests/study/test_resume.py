@@ -4,12 +4,8 @@ driver killed with SIGKILL."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +19,8 @@ from benchmark.study.execute import execute, recorded_cpu_capability, run_one
 from benchmark.study.spec import RunSpec
 from benchmark.study.store import RunStore, read_record
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..conftest import driver_argv, driver_env, kill_driver_when
+
 EPOCHS = 5
 
 
@@ -99,29 +96,10 @@ def test_a_run_taking_over_a_finished_training_equals_a_whole_run(
 
 
 def test_driver_killed_mid_run_resumes_to_the_same_record(tmp_path: Path) -> None:
-    args = [
-        sys.executable,
-        str(ROOT / "run_all.py"),
-        "--table",
-        "2",
-        "--datasets",
-        "synthetic-tiny",
-        "--models",
-        "mmil",
-        "--epochs",
-        "12",
-        "--checkpoint-minutes",
-        "0",
-    ]
-    env = {**os.environ, "MMIL_BENCH_HOME": str(tmp_path / "killed"), "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
-    assert p.stderr is not None
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if "epoch 6/" in p.stderr.readline():
-            break
-    p.send_signal(signal.SIGKILL)
-    p.wait(timeout=60)
+    args = driver_argv("--table", "2", "--datasets", "synthetic-tiny", "--models", "mmil", "--epochs", "12")
+    args += ["--checkpoint-minutes", "0"]
+    env = driver_env(tmp_path / "killed", OMP_NUM_THREADS="1")
+    kill_driver_when(args, env, "epoch 6/")
     runs = tmp_path / "killed" / "results" / "runs"
     assert not list(runs.glob("*.json.gz")) and list((runs / "checkpoints").glob("*.pt"))
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
