@@ -4,7 +4,7 @@ and, after them, the stronger ones it left out (``baselines-extra.md``; opt-in w
 from importlib import import_module
 
 _MODULES = ("bpr", "lightgcn", "vbpr", "mmgcn", "grcn", "lattice", "micro", "hcgcn", "slmrec", "mmgcl", "huign")
-_MODULES += ("bm3", "freedom", "lgmrec", "mmhcl")  # not in the paper's Table 2
+_MODULES += ("bm3", "freedom", "lgmrec", "mmhcl", "mmssl", "diffmm")  # not in the paper's Table 2
 
 for _m in _MODULES:
     try:

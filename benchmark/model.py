@@ -7,6 +7,7 @@ keeps every model-specific trick inside its own class.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -58,6 +59,10 @@ class Recommender(nn.Module):
     Config: ClassVar[type]
     train_defaults: ClassVar[dict[str, Any]] = {}
     requires_features: ClassVar[bool] = False
+    # submodules the model trains itself, with an optimiser of its own (MMSSL's discriminator,
+    # DiffMM's denoisers): left out of `parameters()`, hence out of the trainer's optimiser and a
+    # record's parameter count, but kept in `state_dict`, so checkpoints and the best state hold them
+    self_trained: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, data: Dataset, config: Any) -> None:
         super().__init__()
@@ -70,6 +75,14 @@ class Recommender(nn.Module):
         self.n_users = data.n_users
         self.n_items = data.n_items
         self.config = config
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, nn.Parameter]]:
+        skip = tuple(f"{prefix}.{m}." if prefix else f"{m}." for m in self.self_trained)
+        for name, p in super().named_parameters(prefix, recurse, remove_duplicate):
+            if not (skip and name.startswith(skip)):
+                yield name, p
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """``{"loss": total, <term>: value, ...}`` for one batch (terms are for logging)."""
