@@ -62,6 +62,7 @@ class Recommender(nn.Module):
     # submodules the model trains itself, with an optimiser of its own (MMSSL's discriminator,
     # DiffMM's denoisers): left out of `parameters()`, hence out of the trainer's optimiser and a
     # record's parameter count, but kept in `state_dict`, so checkpoints and the best state hold them
+    # (hidden from the model's own listing only: a module wrapping the model walks its children)
     self_trained: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, data: Dataset, config: Any) -> None:
