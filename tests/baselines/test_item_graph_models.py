@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from baselines._item_graphs import chunked_contrastive
 from benchmark.config import build_config
 from benchmark.data import load_dataset
-from benchmark.model import Batch
 from benchmark.registry import get_model
+
+from .batches import random_batch
 
 K = 10
 
@@ -30,15 +31,6 @@ def make(name: str, data, **overrides):  # type: ignore[no-untyped-def]
 def row_counts(a: torch.Tensor) -> torch.Tensor:
     a = a.to_sparse_coo().coalesce() if a.layout != torch.sparse_coo else a.coalesce()
     return torch.bincount(a.indices()[0], minlength=a.shape[0])
-
-
-def batch(data, n: int = 64) -> Batch:  # type: ignore[no-untyped-def]
-    g = torch.Generator().manual_seed(1)
-    return Batch(
-        torch.randint(0, data.n_users, (n,), generator=g),
-        torch.randint(0, data.n_items, (n,), generator=g),
-        torch.randint(0, data.n_items, (n,), generator=g),
-    )
 
 
 # ---- dense references of the LATTICE / MICRO code, for tiny inputs only ----
@@ -114,14 +106,14 @@ def test_learned_graph_has_gradient_on_the_refresh_batch_only(name: str, data) -
     grads = []
     for _ in range(2):
         model.zero_grad(set_to_none=True)
-        model.loss(batch(data))["loss"].backward()
+        model.loss(random_batch(data))["loss"].backward()
         grads.append(model.feats.trs[m].weight.grad)
     # only the learned graph reads trs: gradient on the refresh batch, none on the next one
     assert grads[0] is not None and grads[0].abs().sum() > 0
     assert grads[1] is None
     model.start_epoch(2)
     model.zero_grad(set_to_none=True)
-    model.loss(batch(data))["loss"].backward()
+    model.loss(random_batch(data))["loss"].backward()
     assert model.feats.raw[m].grad is not None  # trainable raw tables, reached through the graph
 
 
@@ -131,7 +123,7 @@ def test_raw_features_can_be_frozen(data) -> None:  # type: ignore[no-untyped-de
     assert not any(n.startswith("feats.raw") for n in names)
     assert not any(k.startswith("feats.raw") for k in model.state_dict())
     model.train()
-    model.loss(batch(data))["loss"].backward()
+    model.loss(random_batch(data))["loss"].backward()
 
 
 def test_scores_depend_on_the_state_dict_only(data) -> None:  # type: ignore[no-untyped-def]
@@ -142,7 +134,7 @@ def test_scores_depend_on_the_state_dict_only(data) -> None:  # type: ignore[no-
         a.start_epoch(epoch)
         for _ in range(2):
             opt.zero_grad()
-            a.loss(batch(data))["loss"].backward()
+            a.loss(random_batch(data))["loss"].backward()
             opt.step()
     b = make("lattice", data)
     b.load_state_dict(a.state_dict())
@@ -175,7 +167,7 @@ def test_micro_contrast_term_is_the_reference_formula(data) -> None:  # type: ig
     model = make("micro", data, contrast_chunk=16)
     model.train()
     _, _, hs, fused = model.forward()
-    got = model.loss(batch(data))["contrast"]
+    got = model.loss(random_batch(data))["contrast"]
     ref = 0.03 * sum(dense_grace(h, fused, 0.5) for h in hs)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
 

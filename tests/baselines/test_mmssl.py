@@ -10,9 +10,10 @@ import torch
 from baselines.mmssl import Discriminator, gradient_penalty, masked_scores, topk_graphs
 from benchmark.config import TrainConfig, build_config
 from benchmark.data import load_dataset
-from benchmark.model import Batch
 from benchmark.registry import get_model
 from benchmark.trainer import make_optimizer
+
+from .batches import random_batch
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +25,6 @@ def make(data, **overrides):  # type: ignore[no-untyped-def]
     cls = get_model("mmssl")
     torch.manual_seed(0)
     return cls(data, build_config(cls.Config, overrides))
-
-
-def batch(data, n: int = 64) -> Batch:  # type: ignore[no-untyped-def]
-    g = torch.Generator().manual_seed(1)
-    return Batch(
-        torch.randint(0, data.n_users, (n,), generator=g),
-        torch.randint(0, data.n_items, (n,), generator=g),
-        torch.randint(0, data.n_items, (n,), generator=g),
-    )
 
 
 def test_generated_graph_by_hand() -> None:
@@ -98,7 +90,7 @@ def test_d_step_moves_d_not_the_model(data) -> None:  # type: ignore[no-untyped-
     assert all(not torch.equal(p, d_before[n]) for n, p in net.adversary.named_parameters())
     assert float(net.adversary_opt.step) == 1.0
     # and the model's own loss leaves no gradient on D
-    net.loss(batch(data))["loss"].backward()
+    net.loss(random_batch(data))["loss"].backward()
     assert all(p.grad is None for p in net.adversary.parameters())
 
 
@@ -145,7 +137,7 @@ def test_same_seed_same_loss_and_d(data) -> None:  # type: ignore[no-untyped-def
         net = make(data)
         net.train()
         torch.manual_seed(5)
-        terms = net.loss(batch(data))
+        terms = net.loss(random_batch(data))
         out.append(
             (float(terms["loss"].detach()), float(terms["d_loss"]), net.adversary.net[0].weight.detach().clone())
         )

@@ -8,18 +8,10 @@ import torch
 
 from benchmark.config import build_config
 from benchmark.data import from_triples, load_dataset
-from benchmark.model import Batch
 from benchmark.registry import get_model
 from benchmark.trainer import seed_everything
 
-
-def _batch(data, n: int = 64) -> Batch:  # type: ignore[no-untyped-def]
-    g = torch.Generator().manual_seed(0)
-    return Batch(
-        torch.randint(0, data.n_users, (n,), generator=g),
-        torch.randint(0, data.n_items, (n,), generator=g),
-        torch.randint(0, data.n_items, (n,), generator=g),
-    )
+from .batches import random_batch
 
 
 @pytest.mark.parametrize("task", ["fac", "fd", "fm"])
@@ -28,7 +20,7 @@ def test_each_ssl_task_gives_finite_loss_and_gradients(task: str) -> None:
     cls = get_model("slmrec")
     seed_everything(0)
     model = cls(data, build_config(cls.Config, {"ssl_task": task}))
-    terms = model.loss(_batch(data))
+    terms = model.loss(random_batch(data, seed=0))
     assert set(terms) == {"loss", "infonce", "ssl"}
     assert all(torch.isfinite(v) for v in terms.values())
     assert terms["ssl"] > 0
@@ -67,7 +59,7 @@ def test_fac_chain_for_any_modalities(codes: tuple[str, ...]) -> None:
     assert model.describe()["fac_steps"] == ["id"] + steps
     if len(steps) > 1 and "t" in steps:
         assert model.fac_anchor["t"].out_features == 32
-    terms = model.loss(_batch(data))
+    terms = model.loss(random_batch(data, seed=0))
     assert torch.isfinite(terms["loss"])
 
 
@@ -173,7 +165,7 @@ def test_loss_and_gradients_equal_the_plain_computation(task: str) -> None:
     cls = get_model("slmrec")
     seed_everything(0)
     model = cls(data, build_config(cls.Config, {"ssl_task": task, "ssl_alpha": 0.5}))
-    _assert_same_loss_and_grads(model, _batch(data))
+    _assert_same_loss_and_grads(model, random_batch(data, seed=0))
 
 
 def test_in_batch_ce_with_extra_logits_matches_cross_entropy() -> None:
