@@ -98,7 +98,7 @@ from torch import Tensor, nn
 
 from benchmark import losses
 from benchmark.data import Dataset
-from benchmark.graphs import SparseOperator, adjacency_operator
+from benchmark.graphs import SparseOperator, adjacency_operator, dense_rows
 from benchmark.model import Batch, DotProductRecommender, id_embeddings
 from benchmark.registry import register
 
@@ -294,7 +294,7 @@ class DiffMM(DotProductRecommender):
     # -- diffusion -----------------------------------------------------------------------------
     def _rows(self, users: Tensor) -> Tensor:
         """The users' binary training rows, dense (B x I)."""
-        return torch.from_numpy(self._train[users.cpu().numpy()].toarray()).to(self.user.weight.device)
+        return dense_rows(self._train, users, self.user.weight.device)
 
     def diffusion_loss(self, den: Denoiser, x0: Tensor, item_emb: Tensor, feats: Tensor) -> Tensor:
         """L_diff + e_loss L_gc for one batch of rows (draws t, the noise and the dropout)."""

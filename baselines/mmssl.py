@@ -109,7 +109,7 @@ from torch import Tensor, nn
 
 from benchmark import losses
 from benchmark.data import Dataset
-from benchmark.graphs import SparseOperator, to_torch_csr
+from benchmark.graphs import SparseOperator, dense_rows, to_torch_csr
 from benchmark.model import Batch, DotProductRecommender, id_embeddings
 from benchmark.registry import register
 
@@ -291,8 +291,7 @@ class MMSSL(DotProductRecommender):
         return ops
 
     def _r_rows(self, users: Tensor) -> Tensor:
-        rows = self.r[users.cpu().numpy()].toarray()
-        return torch.from_numpy(rows).to(users.device)
+        return dense_rows(self.r, users, users.device)
 
     def branches(self, dropout: bool = True) -> tuple[list[Tensor], list[Tensor]]:
         """(user_m, item_m) for every modality: G_ui drop(W_m X^m), then G_iu of that."""

@@ -266,3 +266,9 @@ def cached(kind: str, key: str, build: Callable[[], Tensor]) -> Tensor:
     torch.save(t, tmp)
     Path(tmp).replace(path)
     return t
+
+
+def dense_rows(matrix: sp.csr_matrix, rows: Tensor, device: torch.device) -> Tensor:
+    """``matrix[rows]`` as a dense float tensor on ``device``: a (len(rows) x columns) slab of a
+    users x items CSR, for models that score a block of users' whole rows (MMSSL, DiffMM)."""
+    return torch.from_numpy(matrix[rows.cpu().numpy()].toarray()).to(device)
